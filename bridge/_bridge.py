@@ -1,0 +1,723 @@
+"""The Bridge: one directory, one live log, and the operations agents use on it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import orjson
+
+from ._cursor import CursorStore
+from ._errors import BridgeUnavailable, InvalidInput, NotFound, RecordTooLarge, StateConflict
+from ._fold import Fold, MessageState
+from ._fs import Perms, check_filesystem
+from ._ids import new_id, ulid, validate_agent_name
+from ._lock import BridgeLock
+from ._pause import PauseInfo, read_pause, remove_pause, write_pause
+from ._records import (
+    MESSAGE_TYPES,
+    PRIORITIES,
+    PROTOCOL_VERSION,
+    TERMINAL_STATUSES,
+    BadLine,
+    Entry,
+    Message,
+    check_record,
+    decode_line,
+    encode,
+)
+from ._scan import iter_lines, iter_lines_reverse, line_start_before, read_line_at, scan
+from ._time import format_ms, format_ts, now_ts, parse_duration
+from ._writer import Durability, LogWriter
+
+if TYPE_CHECKING:
+    from ._follow import Follower
+
+__all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
+    "LOCK_NAME",
+    "LOG_NAME",
+    "Bridge",
+    "BridgeStatus",
+    "History",
+    "MessageView",
+    "SendResult",
+    "default_directory",
+]
+
+log = logging.getLogger("bridge")
+
+LOG_NAME = "messages.jsonl"
+LOCK_NAME = "bridge.lock"
+CURSORS_NAME = "cursors"
+
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+"""A message whose encoded line is larger than this (1 MiB) is refused at send."""
+
+DEFAULT_LEASE = 300.0
+"""Seconds a claim holds a message before another worker may take it."""
+
+REPLY_INHERITS = ("whatsapp_sender", "chat_id", "context")
+"""Metadata keys a reply copies from the message it answers (so Kami knows the chat)."""
+
+
+def default_directory() -> Path:
+    """``$BRIDGE_DIR``, else ``~/.claude/kami-bridge`` (the seed's location)."""
+    env = os.environ.get("BRIDGE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".claude" / "kami-bridge"
+
+
+class SendResult(NamedTuple):
+    """The id of an appended message (or of the original, for a repeated idempotency key)."""
+
+    id: str
+    offset: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """A message's record together with its folded state."""
+
+    message: Message
+    state: MessageState
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    def status(self, now: float | None = None) -> str:
+        """The effective status now (``expired`` for an open message past expiry)."""
+        return self.state.effective_status(time.time() if now is None else now)
+
+
+@dataclass(frozen=True)
+class History:
+    """Everything about one message: itself, its status records, its thread."""
+
+    view: MessageView
+    changes: list[dict[str, Any]]
+    thread: list[MessageView]
+
+
+@dataclass(frozen=True)
+class BridgeStatus:
+    """A summary for ``bridge status``."""
+
+    directory: Path
+    paused: PauseInfo | None
+    counts: dict[str, int]
+    size: int
+    records: int
+    bad_lines: int
+    last_activity: str | None
+    epoch: str | None
+    durability: str
+    filesystem: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Bridge:
+    """A bridge directory: the live log ``messages.jsonl``, its lock, cursors and PAUSE.
+
+    Args:
+        directory: the bridge directory (default: :func:`default_directory`).
+        agent: the name written as ``from`` unless a call says otherwise.
+        durability: ``always`` (fsync each append), ``batch`` or ``none``.
+        max_record_bytes: the size limit of one encoded message.
+        group: a group to share the directory with (files 0660, directory 2770).
+        lock_timeout: seconds to wait for the lock (None: wait forever).
+        create: create the directory if it is missing.
+        check_fs: refuse network and FUSE filesystems.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        agent: str = "cli",
+        durability: Durability = "always",
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        group: str | int | None = None,
+        lock_timeout: float | None = 30.0,
+        create: bool = True,
+        check_fs: bool = True,
+    ) -> None:
+        self.directory = Path(directory).expanduser() if directory else default_directory()
+        self.agent = validate_agent_name(agent)
+        self.max_record_bytes = max_record_bytes
+        self.perms = Perms.for_group(group)
+        if create:
+            self.perms.make_dir(self.directory)
+        elif not self.directory.is_dir():
+            raise BridgeUnavailable(
+                f"bridge directory {self.directory} does not exist (create it with any write "
+                "command, e.g. bridge send, or check --dir / $BRIDGE_DIR)"
+            )
+        self.filesystem = check_filesystem(self.directory) if check_fs else None
+        self.log_path = self.directory / LOG_NAME
+        self.lock = BridgeLock(self.directory / LOCK_NAME, self.perms, lock_timeout)
+        self.writer = LogWriter(self.log_path, self.lock, self.perms, agent=self.agent,
+                                durability=durability)
+        self.cursors = CursorStore(self.directory / CURSORS_NAME, self.perms,
+                                   durable=durability != "none")
+        self._fold: Fold | None = None
+        self._fold_fd: int | None = None
+        self._fold_ino = 0
+        self._fold_mutex = threading.RLock()
+        self._names_ok: set[str] = {self.agent}
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def durability(self) -> Durability:
+        return self.writer.durability
+
+    def close(self) -> None:
+        """Flush and close every descriptor (the object is unusable afterwards)."""
+        self.writer.close()
+        self.lock.close()
+        with self._fold_mutex:
+            if self._fold_fd is not None:
+                os.close(self._fold_fd)
+                self._fold_fd = None
+
+    def __enter__(self) -> Bridge:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Bridge({str(self.directory)!r}, agent={self.agent!r})"
+
+    # -- building records ----------------------------------------------------------
+
+    def _name(self, name: str | None, what: str) -> str:
+        if name is None:
+            return self.agent
+        if name not in self._names_ok:
+            validate_agent_name(name, what)
+            self._names_ok.add(name)
+        return name
+
+    def _message_record(
+        self,
+        content: str,
+        sender: str,
+        to: str | None,
+        type: str,
+        reply_to: str | None,
+        priority: str | None,
+        metadata: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+        expires_in: float | None,
+    ) -> tuple[str, bytes]:
+        # Positional on purpose: this is on every send, and keyword passing costs.
+        if not isinstance(content, str):
+            raise InvalidInput("message content must be text")
+        if type not in MESSAGE_TYPES:
+            raise InvalidInput(f"type must be request, response or notification, not {type!r}")
+        # One clock reading for both, so the time inside the id equals ``ts``.
+        ms = time.time_ns() // 1_000_000
+        mid = f"{sender}-{ulid(ms)}"
+        rec: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "msg", "id": mid, "ts": format_ms(ms),
+                               "from": sender}
+        if to is not None:
+            rec["to"] = self._name(to, "recipient")
+        rec["type"] = type
+        if reply_to is not None:
+            if not isinstance(reply_to, str) or not reply_to:
+                raise InvalidInput("reply_to must be a message id")
+            rec["reply_to"] = reply_to
+        rec["status"] = "pending"
+        rec["content"] = content
+        if metadata or priority is not None:
+            meta = dict(metadata) if metadata else {}
+            if priority is not None:
+                meta["priority"] = priority
+            if "priority" in meta and meta["priority"] not in PRIORITIES:
+                raise InvalidInput(
+                    f"priority must be low, normal or high, not {meta['priority']!r}")
+            rec["metadata"] = meta
+        if expires_in is not None:
+            if expires_in <= 0:
+                raise InvalidInput("expiry must be in the future")
+            rec["expires"] = format_ts(time.time() + expires_in)
+        if idempotency_key is not None:
+            if not isinstance(idempotency_key, str) or not idempotency_key:
+                raise InvalidInput("idempotency key must be a non-empty string")
+            rec["idem"] = idempotency_key
+        try:
+            line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError as exc:
+            raise InvalidInput(f"message cannot be encoded as JSON: {exc}") from exc
+        if len(line) > self.max_record_bytes:
+            raise RecordTooLarge(len(line), self.max_record_bytes)
+        return mid, line
+
+    def _status_record(self, ref: str, status: str, sender: str, **extra: Any) -> tuple[str, bytes]:
+        sid = new_id(sender)
+        rec: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "status", "id": sid, "ts": now_ts(),
+                               "from": sender, "ref": ref, "status": status}
+        rec.update({k: v for k, v in extra.items() if v is not None})
+        return sid, encode(rec)
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send(
+        self,
+        content: str,
+        *,
+        to: str | None = None,
+        type: str = "request",
+        reply_to: str | None = None,
+        priority: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        expires_in: float | None = None,
+        sender: str | None = None,
+    ) -> SendResult:
+        """Append a message and return its id.
+
+        With ``idempotency_key``, a repeated send by the same sender appends
+        nothing and returns the original id (``duplicate=True``).
+
+        Raises:
+            InvalidInput: a bad field; RecordTooLarge: over ``max_record_bytes``.
+            BridgeIOError: the append failed (nothing was appended).
+        """
+        who = self.agent if sender is None else self._name(sender, "sender")
+        mid, line = self._message_record(content, who, to, type, reply_to, priority, metadata,
+                                         idempotency_key, expires_in)
+        if idempotency_key is None:
+            return SendResult(mid, self.writer.append((line,)))
+        with self.lock:
+            original = self.fold().idempotency.get((who, idempotency_key))
+            if original is not None:
+                return SendResult(original, self.fold().messages[original].offset, True)
+            return SendResult(mid, self.writer.append((line,)))
+
+    def send_many(self, items: Iterable[Mapping[str, Any]], *, chunk: int = 1000
+                  ) -> Iterator[SendResult]:
+        """Append many messages, ``chunk`` per lock and write; yields each result in order.
+
+        Each item takes the keywords of :meth:`send` (``from`` may stand for
+        ``sender``, ``expires`` for a duration string). A bad item raises
+        InvalidInput naming its position; the items before it are appended (and
+        were yielded), the rest are not.
+        """
+        batch: list[tuple[str, bytes, str, str | None]] = []
+        for pos, item in enumerate(items, 1):
+            batch.append(self._batch_item(pos, item))
+            if len(batch) >= chunk:
+                yield from self._append_batch(batch)
+                batch = []
+        if batch:
+            yield from self._append_batch(batch)
+
+    _BATCH_KEYS = frozenset({
+        "content", "to", "type", "reply_to", "priority", "metadata", "idempotency_key",
+        "idem", "expires", "expires_in", "from", "sender",
+    })  # fmt: skip
+
+    def _batch_item(self, pos: int, item: Mapping[str, Any]) -> tuple[str, bytes, str, str | None]:
+        if not isinstance(item, Mapping):
+            raise InvalidInput(f"item {pos}: expected a JSON object")
+        unknown = set(item) - self._BATCH_KEYS
+        if unknown:
+            raise InvalidInput(f"item {pos}: unknown field(s) {', '.join(sorted(unknown))}")
+        if "content" not in item:
+            raise InvalidInput(f"item {pos}: missing 'content'")
+        expires = item.get("expires_in", item.get("expires"))
+        try:
+            who = self._name(item.get("from", item.get("sender")), "sender")
+            if isinstance(expires, str):
+                expires = parse_duration(expires)
+            key = item.get("idempotency_key", item.get("idem"))
+            mid, line = self._message_record(
+                item["content"], who, item.get("to"), item.get("type", "request"),
+                item.get("reply_to"), item.get("priority"), item.get("metadata"), key, expires,
+            )
+        except InvalidInput as exc:
+            raise InvalidInput(f"item {pos}: {exc}") from exc
+        return mid, line, who, key
+
+    def _append_batch(self, batch: list[tuple[str, bytes, str, str | None]]
+                      ) -> Iterator[SendResult]:
+        results: list[SendResult] = []
+        with self.lock:
+            keyed = any(key is not None for *_, key in batch)
+            fold = self.fold() if keyed else None
+            lines: list[bytes] = []
+            pending: list[tuple[int, str]] = []  # (index in results, id) of lines to write
+            seen: dict[tuple[str, str], str] = {}
+            for mid, line, who, key in batch:
+                if fold is not None and key is not None:
+                    original = fold.idempotency.get((who, key)) or seen.get((who, key))
+                    if original is not None:
+                        results.append(SendResult(original, -1, True))
+                        continue
+                    seen[(who, key)] = mid
+                pending.append((len(results), mid))
+                results.append(SendResult(mid, -1))
+                lines.append(line)
+            if lines:
+                offset = self.writer.append(lines)
+                for (idx, mid), line in zip(pending, lines, strict=True):
+                    results[idx] = SendResult(mid, offset)
+                    offset += len(line)
+        return iter(results)
+
+    def reply(self, ref: str, content: str, *, sender: str | None = None,
+              metadata: Mapping[str, Any] | None = None) -> SendResult:
+        """Answer ``ref``: append a response to its sender and mark ``ref`` done, in one write.
+
+        Raises:
+            NotFound: no such message. StateConflict: it is already final.
+        """
+        who = self._name(sender, "sender")
+        with self.lock:
+            original = self._require_open(ref, who)
+            meta = {k: original.message.metadata[k] for k in REPLY_INHERITS
+                    if k in original.message.metadata}
+            meta.update(metadata or {})
+            mid, line = self._message_record(content, who, original.message.sender, "response",
+                                             ref, None, meta, None, None)
+            _, done = self._status_record(ref, "done", who)
+            offset = self.writer.append((line, done))
+        return SendResult(mid, offset)
+
+    # -- status changes ------------------------------------------------------------------
+
+    def _require_open(self, ref: str, who: str, *, force: bool = False) -> MessageView:
+        state = self.fold().get(ref)
+        if state is None:
+            raise NotFound(f"no message {ref} in {self.log_path}")
+        if state.terminal:
+            raise StateConflict(f"{ref} is already {state.status}")
+        now = time.time()
+        if (not force and state.status == "claimed" and not state.lease_expired(now)
+                and state.claimed_by != who):
+            raise StateConflict(
+                f"{ref} is claimed by {state.claimed_by} until "
+                f"{format_ts(state.lease_until or now)} (use force to override)"
+            )
+        return self._view(state)
+
+    def set_status(self, ref: str, status: str, *, reason: str | None = None,
+                   sender: str | None = None, force: bool = False) -> str:
+        """Append a terminal status (done, failed, cancelled, expired, dead) for ``ref``.
+
+        Raises NotFound, or StateConflict when ``ref`` is already final or
+        claimed by another agent whose lease is running (``force`` overrides the
+        latter; ``cancelled`` never needs it).
+        """
+        if status not in TERMINAL_STATUSES:
+            raise InvalidInput(
+                f"status must be one of {', '.join(sorted(TERMINAL_STATUSES))} "
+                "(use claim/release for the others)"
+            )
+        who = self._name(sender, "sender")
+        with self.lock:
+            self._require_open(ref, who, force=force or status == "cancelled")
+            sid, line = self._status_record(ref, status, who, reason=reason)
+            self.writer.append((line,))
+        return sid
+
+    def done(self, ref: str, **kw: Any) -> str:
+        """Mark ``ref`` done."""
+        return self.set_status(ref, "done", **kw)
+
+    def fail(self, ref: str, reason: str | None = None, **kw: Any) -> str:
+        """Mark ``ref`` failed, with a reason."""
+        return self.set_status(ref, "failed", reason=reason, **kw)
+
+    def cancel(self, ref: str, reason: str | None = None, **kw: Any) -> str:
+        """Cancel ``ref`` (allowed even while another agent holds it)."""
+        return self.set_status(ref, "cancelled", reason=reason, **kw)
+
+    def claim(self, ref: str, *, lease: float = DEFAULT_LEASE, sender: str | None = None
+              ) -> MessageView:
+        """Take ``ref`` for ``lease`` seconds (or extend one's own claim).
+
+        Raises NotFound, or StateConflict when it is final, expired, or leased to another.
+        """
+        who = self._name(sender, "claimer")
+        if lease <= 0:
+            raise InvalidInput("lease must be positive")
+        with self.lock:
+            view = self._require_open(ref, who)
+            now = time.time()
+            if view.state.effective_status(now) == "expired":
+                raise StateConflict(f"{ref} expired at {format_ts(view.state.expires or now)}")
+            _, line = self._status_record(ref, "claimed", who,
+                                          lease_until=format_ts(now + lease))
+            self.writer.append((line,))
+            return self._view(self.fold().messages[ref])
+
+    def claim_next(self, agent: str | None = None, *, lease: float = DEFAULT_LEASE,
+                   types: Iterable[str] = ("request",)) -> MessageView | None:
+        """Claim the first available message for ``agent`` (priority, then age), or None."""
+        who = self._name(agent, "agent")
+        wanted = frozenset(types)
+        with self.lock:
+            now = time.time()
+            for state in self.fold().inbox(who, now, include_claimed=False):
+                if state.type in wanted and state.available(now):
+                    return self.claim(state.id, lease=lease, sender=who)
+        return None
+
+    def release(self, ref: str, *, delay: float | None = None, reason: str | None = None,
+                sender: str | None = None) -> None:
+        """Hand a claimed message back (optionally not to be taken for ``delay`` seconds)."""
+        who = self._name(sender, "sender")
+        with self.lock:
+            view = self._require_open(ref, who)
+            if view.state.status != "claimed":
+                raise StateConflict(f"{ref} is not claimed")
+            nb = format_ts(time.time() + delay) if delay else None
+            _, line = self._status_record(ref, "pending", who, not_before=nb, reason=reason)
+            self.writer.append((line,))
+
+    def append_record(self, record: Mapping[str, Any]) -> int:
+        """Append any valid record as is (for tools and agents with their own record kinds)."""
+        problem = check_record(record)
+        if problem is not None:
+            raise InvalidInput(f"record rejected: {problem}")
+        line = encode(record)
+        if len(line) > self.max_record_bytes:
+            raise RecordTooLarge(len(line), self.max_record_bytes)
+        return self.writer.append((line,))
+
+    def event(self, name: str, **fields: Any) -> None:
+        """Append an ``event`` record (audit trail: pause, resume, rotation...)."""
+        rec = {"v": PROTOCOL_VERSION, "t": "event", "id": new_id(self.agent), "ts": now_ts(),
+               "from": self.agent, "event": name, **fields}
+        self.writer.append((encode(rec),))
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _reader_fd(self) -> tuple[int, int] | None:
+        """An fd for the live file and its inode (None if the file does not exist)."""
+        try:
+            st = os.stat(self.log_path)
+        except FileNotFoundError:
+            return None
+        if self._fold_fd is None or st.st_ino != self._fold_ino:
+            try:
+                fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            if self._fold_fd is not None:
+                os.close(self._fold_fd)
+            self._fold_fd, self._fold_ino = fd, os.fstat(fd).st_ino
+            self._fold = None
+        return self._fold_fd, self._fold_ino
+
+    def fold(self) -> Fold:
+        """The folded state, caught up to the end of the file (incremental)."""
+        with self._fold_mutex:
+            handle = self._reader_fd()
+            if handle is None:
+                self._fold = Fold()
+                return self._fold
+            fd, _ = handle
+            if self._fold is None:
+                self._fold = Fold()
+            fold = self._fold
+            size = os.fstat(fd).st_size
+            if size > fold.offset:
+                for bad in fold.feed_fd(fd, fold.offset, size):
+                    log.info("skipped line at offset %d of %s: %s", bad.offset,
+                             self.log_path, bad.reason)
+            return fold
+
+    def _view(self, state: MessageState) -> MessageView:
+        with self._fold_mutex:
+            fd = self._fold_fd
+            if fd is None:
+                raise NotFound(f"no message {state.id}")
+            obj = decode_line(read_line_at(fd, state.offset, state.end))
+        if isinstance(obj, str):  # pragma: no cover - the fold only keeps valid records
+            raise NotFound(f"message {state.id} is no longer readable: {obj}")
+        return MessageView(Message.from_record(obj), state)
+
+    def get(self, message_id: str) -> MessageView:
+        """A message and its state. Raises NotFound."""
+        state = self.fold().get(message_id)
+        if state is None:
+            raise NotFound(f"no message {message_id} in {self.log_path}")
+        return self._view(state)
+
+    def inbox(self, agent: str, *, include_claimed: bool = True) -> list[MessageView]:
+        """Open messages addressed to ``agent`` (see :meth:`Fold.inbox`)."""
+        self._name(agent, "agent")
+        fold = self.fold()
+        return [self._view(s) for s in fold.inbox(agent, time.time(),
+                                                  include_claimed=include_claimed)]
+
+    def history(self, message_id: str) -> History:
+        """The message, every status record about it (scanned from the file), and its thread."""
+        view = self.get(message_id)
+        needle = orjson.dumps(message_id)  # the id as it appears quoted in a line
+        changes: list[dict[str, Any]] = []
+        with self._fold_mutex:
+            end = self.fold().offset
+            handle = self._reader_fd()
+            if handle is not None:
+                for _, _, line in iter_lines(handle[0], 0, end):
+                    # Parse only lines that mention the id: scanning stays near raw read speed.
+                    if line is None or needle not in line:
+                        continue
+                    obj = decode_line(line)
+                    if (isinstance(obj, dict) and obj.get("t") == "status"
+                            and obj.get("ref") == message_id and check_record(obj) is None):
+                        changes.append(obj)
+        thread = [self._view(s) for s in self.fold().thread(message_id)]
+        return History(view, changes, thread)
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[Entry | BadLine]:
+        """Scan the live file from ``start``: valid entries and bad lines, in order."""
+        try:
+            fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            yield from scan(fd, start, end, line_no=1 if start == 0 else None)
+        finally:
+            os.close(fd)
+
+    def tail(self, count: int, predicate: Callable[[dict[str, Any]], bool] | None = None
+             ) -> tuple[list[Entry], int]:
+        """The last ``count`` valid records (matching ``predicate``), oldest first, and the
+        offset just after the last complete line (where a follower should continue).
+
+        Reads backwards from the end, so the cost is that of the lines returned
+        (and skipped), not of the file.
+        """
+        try:
+            fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return [], 0
+        try:
+            end = line_start_before(fd, os.fstat(fd).st_size)
+            found: list[Entry] = []
+            if count > 0:
+                for off, nxt, line in iter_lines_reverse(fd, end):
+                    obj = decode_line(line)
+                    if isinstance(obj, str) or check_record(obj) is not None:
+                        continue
+                    if predicate is None or predicate(obj):
+                        found.append(Entry(off, nxt, obj))
+                        if len(found) >= count:
+                            break
+            found.reverse()
+            return found, end
+        finally:
+            os.close(fd)
+
+    def raw_line(self, entry: Entry) -> bytes:
+        """The exact bytes of an entry's line in the live file, newline included."""
+        fd = os.open(self.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, entry.end - entry.offset, entry.offset)
+        finally:
+            os.close(fd)
+
+    def follow(self, consumer: str | None = None, **kwargs: Any) -> Follower:
+        """A follower of the log; see :class:`bridge.Follower` for the arguments."""
+        from ._follow import Follower
+
+        return Follower(self, consumer, **kwargs)
+
+    # -- pause ------------------------------------------------------------------------------
+
+    def paused(self) -> PauseInfo | None:
+        """Who paused the bridge and why, or None when it is not paused."""
+        return read_pause(self.directory)
+
+    def is_paused(self) -> bool:
+        """One stat: whether the PAUSE file exists."""
+        return os.path.lexists(self.directory / "PAUSE")
+
+    def pause(self, reason: str | None = None, *, by: str | None = None) -> PauseInfo:
+        """Create PAUSE (who and why), then note it in the log; the file is what agents obey."""
+        who = self._name(by, "name")
+        info = write_pause(self.directory, self.perms, by=who, reason=reason)
+        self._audit("pause", by=who, reason=reason)
+        return info
+
+    def resume(self, *, by: str | None = None) -> bool:
+        """Remove PAUSE; True if the bridge was paused."""
+        who = self._name(by, "name")
+        was = remove_pause(self.directory)
+        if was:
+            self._audit("resume", by=who)
+        return was
+
+    def _audit(self, name: str, **fields: Any) -> None:
+        # The control file has already taken effect; a failure to log it must not undo it.
+        try:
+            self.event(name, **{k: v for k, v in fields.items() if v is not None})
+        except (OSError, InvalidInput) as exc:
+            log.warning("could not record %s event in the log: %s", name, exc)
+
+    # -- summary ---------------------------------------------------------------------------
+
+    def status(self) -> BridgeStatus:
+        """Pause state, message counts by status, size and last activity."""
+        fold = self.fold()
+        try:
+            size = self.log_path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        return BridgeStatus(
+            directory=self.directory,
+            paused=self.paused(),
+            counts=fold.counts(time.time()),
+            size=size,
+            records=fold.records,
+            bad_lines=len(fold.bad_lines),
+            last_activity=fold.last_ts,
+            epoch=fold.epoch,
+            durability=self.durability,
+            filesystem=self.filesystem,
+        )
+
+    @contextmanager
+    def locked(self) -> Iterator[Fold]:
+        """Hold the bridge lock with the fold caught up (for multi-step changes)."""
+        with self.lock:
+            yield self.fold()
+
+
+def parse_meta(pairs: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings to a dict; a VALUE that is JSON (number, true, [...]) is decoded."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"--meta {pair!r}: expected KEY=VALUE")
+        try:
+            decoded: Any = orjson.loads(value)
+            if isinstance(decoded, str):
+                decoded = value
+        except orjson.JSONDecodeError:
+            decoded = value
+        out[key.strip()] = decoded
+    return out
+

@@ -1,0 +1,287 @@
+"""Records: what one line of ``messages.jsonl`` may hold, and how it is checked.
+
+A line is one JSON object. ``t`` says what kind of record it is; a line without
+``t`` is a message in the seed's own schema (protocol version 0). The checks
+here are the reader's half of docs/protocol.md and docs/record.schema.json: a
+line that fails them is skipped and reported, never fatal. Unknown fields are
+kept; records with an unknown ``t`` are ignored by every reader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final, NamedTuple
+
+import orjson
+
+__all__ = [
+    "KNOWN_KINDS",
+    "MESSAGE_TYPES",
+    "PRIORITIES",
+    "PROTOCOL_VERSION",
+    "STATUSES",
+    "TERMINAL_STATUSES",
+    "BadLine",
+    "Entry",
+    "Message",
+    "check_record",
+    "decode_line",
+    "encode",
+]
+
+PROTOCOL_VERSION: Final = 1
+"""Written in every record as ``v``. Readers skip records with a higher ``v``."""
+
+MESSAGE_TYPES: Final = frozenset({"request", "response", "notification"})
+PRIORITIES: Final = frozenset({"low", "normal", "high"})
+TERMINAL_STATUSES: Final = frozenset({"done", "failed", "cancelled", "expired", "dead"})
+STATUSES: Final = frozenset({"pending", "claimed"}) | TERMINAL_STATUSES
+KNOWN_KINDS: Final = frozenset({"msg", "status", "repair", "epoch", "event"})
+
+MAX_ID_LENGTH: Final = 256
+MAX_NAME_LENGTH: Final = 64
+
+# The shape of an ISO-8601 timestamp; parsing every one with datetime would
+# double the cost of folding a large file, and the shape is what the schema says.
+_TS_RE: Final = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+class Entry(NamedTuple):
+    """A complete, valid line read from the log: its byte span and the parsed record."""
+
+    # A NamedTuple rather than a frozen dataclass: one is made per line read,
+    # and a frozen dataclass's __init__ costs several times more.
+    offset: int
+    end: int
+    record: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """``msg``, ``status``, ``repair``, ``epoch``, ``event`` or an unknown kind."""
+        t = self.record.get("t")
+        return "msg" if t is None else str(t)
+
+
+class BadLine(NamedTuple):
+    """A complete line that was skipped, with where it starts and why."""
+
+    offset: int
+    end: int
+    reason: str
+    line_no: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message record as the API hands it out (``from`` is ``sender`` here)."""
+
+    id: str
+    sender: str
+    type: str
+    content: str
+    ts: str
+    to: str | None = None
+    reply_to: str | None = None
+    status: str = "pending"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    expires: str | None = None
+    idempotency_key: str | None = None
+    v: int = PROTOCOL_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _FIELDS: ClassVar[frozenset[str]] = frozenset((
+        "v", "t", "id", "ts", "from", "to", "type", "reply_to",
+        "status", "content", "metadata", "expires", "idem",
+    ))  # fmt: skip
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Message:
+        """Build from a parsed message record (already checked by :func:`check_record`)."""
+        extra = {k: v for k, v in record.items() if k not in cls._FIELDS}
+        status = record.get("status")
+        return cls(
+            id=record["id"],
+            sender=record["from"],
+            type=record["type"],
+            content=record["content"],
+            ts=record["ts"],
+            to=record.get("to"),
+            reply_to=record.get("reply_to"),
+            status=status if isinstance(status, str) else "pending",
+            metadata=dict(record.get("metadata") or {}),
+            expires=record.get("expires"),
+            idempotency_key=record.get("idem"),
+            v=int(record.get("v", 0)),
+            extra=extra,
+        )
+
+    @property
+    def priority(self) -> str:
+        """The metadata priority, ``normal`` when unset."""
+        value = self.metadata.get("priority")
+        return value if value in PRIORITIES else "normal"
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON object as written to the log, fields in the protocol's order."""
+        rec: dict[str, Any] = {"v": self.v, "t": "msg", "id": self.id, "ts": self.ts,
+                               "from": self.sender}
+        if self.to is not None:
+            rec["to"] = self.to
+        rec["type"] = self.type
+        if self.reply_to is not None:
+            rec["reply_to"] = self.reply_to
+        rec["status"] = self.status
+        rec["content"] = self.content
+        if self.metadata:
+            rec["metadata"] = self.metadata
+        if self.expires is not None:
+            rec["expires"] = self.expires
+        if self.idempotency_key is not None:
+            rec["idem"] = self.idempotency_key
+        rec.update(self.extra)
+        return rec
+
+
+def encode(record: Mapping[str, Any]) -> bytes:
+    """One record as one line: compact UTF-8 JSON and a newline."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def decode_line(line: bytes) -> dict[str, Any] | str:
+    """Parse a line (without its newline): the object, or the reason it is unusable."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if not line.strip():
+            return "empty line"
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return "not UTF-8"
+        if b"\x00" in line:
+            return "not JSON (contains NUL bytes, typical after a crash)"
+        msg = str(exc).split(":", 1)[0]
+        return f"not JSON ({msg})"
+    if not isinstance(obj, dict):
+        return f"not a JSON object (a {type(obj).__name__})"
+    return obj
+
+
+def _is_ts(value: Any) -> bool:
+    return type(value) is str and _TS_RE.match(value) is not None
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME_LENGTH
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _check_message(rec: Mapping[str, Any]) -> str | None:
+    # Written flat, with subscripts, ``in`` tests and type() identity checks,
+    # because it runs for every message of every fold: method calls here were
+    # most of the cost of folding a big file.
+    try:
+        mid = rec["id"]
+        sender = rec["from"]
+        mtype = rec["type"]
+        content = rec["content"]
+        ts = rec["ts"]
+    except KeyError as exc:
+        return f"message without {exc.args[0]!r}"
+    if type(mid) is not str or not 0 < len(mid) <= MAX_ID_LENGTH:
+        return "message without a valid 'id'"
+    if type(sender) is not str or not 0 < len(sender) <= MAX_NAME_LENGTH:
+        return "message without a valid 'from'"
+    if mtype not in MESSAGE_TYPES:
+        return f"message 'type' must be request, response or notification, not {mtype!r}"
+    if type(content) is not str:
+        return "message 'content' must be a string"
+    if not _is_ts(ts):
+        return "message 'ts' must be an ISO-8601 timestamp"
+    if "to" in rec and rec["to"] is not None and not _is_name(rec["to"]):
+        return "message 'to' must be an agent name"
+    if "reply_to" in rec and rec["reply_to"] is not None and not _is_id(rec["reply_to"]):
+        return "message 'reply_to' must be an id"
+    if "status" in rec and rec["status"] is not None and rec["status"] not in STATUSES:
+        return f"message 'status' {rec['status']!r} is not a known status"
+    if "metadata" in rec and rec["metadata"] is not None:
+        meta = rec["metadata"]
+        if type(meta) is not dict:
+            return "message 'metadata' must be an object"
+        prio = meta.get("priority")
+        if prio is not None and prio not in PRIORITIES:
+            return f"metadata 'priority' must be low, normal or high, not {prio!r}"
+    if "expires" in rec and rec["expires"] is not None and not _is_ts(rec["expires"]):
+        return "message 'expires' must be an ISO-8601 timestamp"
+    if "idem" in rec and rec["idem"] is not None and not (type(rec["idem"]) is str
+                                                          and rec["idem"]):
+        return "message 'idem' must be a non-empty string"
+    return None
+
+
+def _check_status(rec: Mapping[str, Any]) -> str | None:
+    # Flat for the same reason as _check_message: a big fold runs it per record.
+    try:
+        sid = rec["id"]
+        sender = rec["from"]
+        ts = rec["ts"]
+        ref = rec["ref"]
+        status = rec["status"]
+    except KeyError as exc:
+        return f"status record without {exc.args[0]!r}"
+    if type(sid) is not str or not 0 < len(sid) <= MAX_ID_LENGTH:
+        return "status record without a valid 'id'"
+    if type(sender) is not str or not 0 < len(sender) <= MAX_NAME_LENGTH:
+        return "status record without a valid 'from'"
+    if not _is_ts(ts):
+        return "status record 'ts' must be an ISO-8601 timestamp"
+    if type(ref) is not str or not 0 < len(ref) <= MAX_ID_LENGTH:
+        return "status record without a valid 'ref'"
+    if status not in STATUSES:
+        return f"status record 'status' {status!r} is not a known status"
+    if status == "claimed" and not _is_ts(rec.get("lease_until")):
+        return "claim without a valid 'lease_until'"
+    for key in ("lease_until", "not_before"):
+        if key in rec and rec[key] is not None and not _is_ts(rec[key]):
+            return f"status record '{key}' must be an ISO-8601 timestamp"
+    if "reason" in rec and rec["reason"] is not None and type(rec["reason"]) is not str:
+        return "status record 'reason' must be a string"
+    return None
+
+
+def _check_other(rec: Mapping[str, Any], kind: str) -> str | None:
+    if not _is_id(rec.get("id")):
+        return f"{kind} record without a valid 'id'"
+    if not _is_ts(rec.get("ts")):
+        return f"{kind} record 'ts' must be an ISO-8601 timestamp"
+    if kind == "repair":
+        off, size = rec.get("offset"), rec.get("bytes")
+        if not (isinstance(off, int) and isinstance(size, int) and off >= 0 and size >= 0):
+            return "repair record needs integer 'offset' and 'bytes'"
+    return None
+
+
+def check_record(rec: Mapping[str, Any]) -> str | None:
+    """None if ``rec`` is a valid record (or of an unknown kind), else the reason."""
+    v = rec["v"] if "v" in rec else 0
+    if type(v) is not int or v < 0:
+        return "'v' must be a non-negative integer"
+    if v > PROTOCOL_VERSION:
+        return f"written with protocol version {v}; this reader understands up to {PROTOCOL_VERSION}"
+    t = rec["t"] if "t" in rec else None
+    if t is None or t == "msg":
+        return _check_message(rec)
+    if t == "status":
+        return _check_status(rec)
+    if t in ("repair", "epoch", "event"):
+        return _check_other(rec, t)
+    if not isinstance(t, str):
+        return "'t' must be a string"
+    return None  # an unknown kind: ignored by readers, not an error

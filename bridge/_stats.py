@@ -1,0 +1,69 @@
+"""``bridge stats``: counts by kind, sender, type and status, in one pass over the file."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from ._fold import Fold
+from ._records import Entry
+from ._scan import scan
+from ._time import human_duration, parse_ts
+
+if TYPE_CHECKING:
+    from ._bridge import Bridge
+
+__all__ = ["compute_stats"]
+
+
+def compute_stats(bridge: Bridge) -> dict[str, Any]:
+    """A summary of the live file as a JSON-ready dict."""
+    kinds: Counter[str] = Counter()
+    senders: Counter[str] = Counter()
+    types: Counter[str] = Counter()
+    fold = Fold()
+    lines = bad = 0
+    first: str | None = None
+    size = 0
+    try:
+        fd = os.open(bridge.log_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = -1
+    if fd >= 0:
+        try:
+            size = os.fstat(fd).st_size
+            for item in scan(fd, 0, size):
+                lines += 1
+                if not isinstance(item, Entry):
+                    bad += 1
+                    continue
+                rec = item.record
+                kind = rec.get("t") or "msg"
+                kinds[kind] += 1
+                senders[str(rec.get("from", "?"))] += 1
+                if kind == "msg":
+                    types[rec["type"]] += 1
+                if first is None and "ts" in rec:
+                    first = rec["ts"]
+                fold.apply(item)
+        finally:
+            os.close(fd)
+    now = time.time()
+    open_states = [s for s in fold.messages.values() if not s.terminal]
+    oldest = min(open_states, key=lambda s: s.offset, default=None)
+    return {
+        "size": size,
+        "lines": lines,
+        "records": fold.records,
+        "bad_lines": bad,
+        "first": first,
+        "last": fold.last_ts,
+        "kinds": dict(kinds.most_common()),
+        "senders": dict(senders.most_common()),
+        "types": dict(types.most_common()),
+        "statuses": dict(sorted(fold.counts(now).items())),
+        "oldest_open": oldest.id if oldest else None,
+        "oldest_open_age": human_duration(now - parse_ts(oldest.ts)) if oldest else None,
+    }

@@ -1,0 +1,1 @@
+"""kami agent (arrives with its own issue; depends only on bridge/)."""

@@ -1,0 +1,1 @@
+"""kaylee agent (arrives with its own issue; depends only on bridge/)."""
