@@ -327,13 +327,14 @@ class Fold:
         root = self.messages.get(message_id)
         if root is None:
             return []
-        seen = {root.id}
+        path = {root.id}
         while root.reply_to is not None and root.reply_to in self.messages:
             parent = self.messages[root.reply_to]
-            if parent.id in seen:  # a cycle written by hand; stop rather than loop
+            if parent.id in path:  # a cycle written by hand; stop rather than loop
                 break
-            seen.add(parent.id)
+            path.add(parent.id)
             root = parent
+        seen = {root.id}
         members = [root]
         queue = [root.id]
         while queue:

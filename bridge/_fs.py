@@ -20,6 +20,9 @@ __all__ = [
     "open_private",
 ]
 
+MOUNTINFO = Path("/proc/self/mountinfo")
+"""Where mounts are read from (a module constant so tests can point it at a fixture)."""
+
 # Filesystems where O_APPEND from several hosts is not atomic, or where
 # inotify does not see other hosts' writes (log-and-locking.md §1.4, §1.5).
 _NETWORK_FS = frozenset({
@@ -146,11 +149,11 @@ def _unescape_mountinfo(field: str) -> str:
     return "".join(out)
 
 
-def filesystem_type(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> str | None:
+def filesystem_type(path: Path, mountinfo: Path | None = None) -> str | None:
     """The filesystem type of the mount holding ``path`` (e.g. ``ext4``), or None if unknown."""
     try:
         target = os.path.realpath(path)
-        text = mountinfo.read_text(encoding="utf-8", errors="replace")
+        text = (mountinfo or MOUNTINFO).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     best, best_type = "", None
@@ -168,7 +171,7 @@ def filesystem_type(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) 
     return best_type
 
 
-def check_filesystem(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> str | None:
+def check_filesystem(path: Path, mountinfo: Path | None = None) -> str | None:
     """Raise UnsupportedFilesystem if ``path`` is on a network or FUSE filesystem.
 
     Returns the filesystem type found (None when it cannot be told).

@@ -43,6 +43,10 @@ __all__ = ["DURABILITY_MODES", "Durability", "LogWriter"]
 Durability = Literal["always", "batch", "none"]
 DURABILITY_MODES: tuple[Durability, ...] = ("always", "batch", "none")
 
+RECHECK_INTERVAL = 1.0
+"""Seconds between full checks (fstat) of the live file when nothing else changed it:
+bounds how long a writer keeps appending to a file someone deleted by hand."""
+
 BATCH_MAX_RECORDS = 256
 """In ``batch`` mode, fdatasync at the latest after this many appends..."""
 
@@ -189,7 +193,7 @@ class LogWriter:
                 fd, size, prefix = self._checked()
             else:
                 size = os.lseek(fd, 0, os.SEEK_END)
-                if size != self._known_end or time.monotonic() - self._checked_at > 1.0:
+                if size != self._known_end or time.monotonic() - self._checked_at > RECHECK_INTERVAL:
                     fd, size, prefix = self._checked()
             if prefix:
                 data = prefix + data
