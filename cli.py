@@ -51,13 +51,22 @@ class _State:
 state = _State()
 
 
+def _no_color() -> bool:
+    # NO_COLOR (https://no-color.org): rich alone drops colours but keeps bold
+    # and dim; plain text is what people setting it ask for.
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def out() -> Console:
     # Created on use, not at import: rich probes the terminal when a Console is made.
-    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    tty = sys.stdout.isatty()
+    return Console(highlight=False, soft_wrap=not tty, width=None if tty else 240,
+                   color_system=None if _no_color() else "auto")
 
 
 def err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True,
+                   color_system=None if _no_color() else "auto")
 
 
 def default_agent() -> str:
@@ -277,7 +286,8 @@ def _stdin_objects() -> Iterator[dict[str, Any]]:
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise lib.InvalidInput(f"stdin line {n}: not JSON ({exc})") from None
+            why = str(exc).split(":", 1)[0]
+            raise lib.InvalidInput(f"stdin line {n}: not JSON ({why})") from None
         if not isinstance(obj, dict):
             raise lib.InvalidInput(f"stdin line {n}: expected a JSON object")
         yield obj

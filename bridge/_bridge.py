@@ -321,11 +321,18 @@ class Bridge:
         were yielded), the rest are not.
         """
         batch: list[tuple[str, bytes, str, str | None]] = []
-        for pos, item in enumerate(items, 1):
-            batch.append(self._batch_item(pos, item))
-            if len(batch) >= chunk:
+        try:
+            for pos, item in enumerate(items, 1):
+                batch.append(self._batch_item(pos, item))
+                if len(batch) >= chunk:
+                    yield from self._append_batch(batch)
+                    batch = []
+        except InvalidInput:
+            # Everything before the bad item goes in, as the docstring promises
+            # (the error may also come from the iterator, e.g. a bad stdin line).
+            if batch:
                 yield from self._append_batch(batch)
-                batch = []
+            raise
         if batch:
             yield from self._append_batch(batch)
 

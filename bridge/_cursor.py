@@ -91,7 +91,7 @@ class CursorStore:
 
     def all(self) -> list[Cursor]:
         """Every saved cursor (damaged files are skipped)."""
-        out = []
+        out: list[Cursor] = []
         if not self.directory.is_dir():
             return out
         for path in sorted(self.directory.glob("*.json")):

@@ -241,7 +241,8 @@ class Fold:
                     known.status, known.updated = status, rec.get("ts")
                     known.changes += 1
                 return
-            self._issue(offset, "duplicate", f"duplicate message id {mid}; the first one counts", mid)
+            self._issue(offset, "duplicate",
+                        f"duplicate message id {mid}; the first one counts", mid)
             return
         # Subscripts and ``in`` rather than .get(), and positional arguments:
         # one of these is built per message when folding a big file.
@@ -273,7 +274,8 @@ class Fold:
         by = rec["from"]
         if cur in TERMINAL_STATUSES:
             verb = "repeated" if new == cur else "ignored"
-            self._issue(offset, "final", f"{new!r} after {cur!r} {verb}: {ref} was already final", ref)
+            self._issue(offset, "final",
+                        f"{new!r} after {cur!r} {verb}: {ref} was already final", ref)
             return
         if new == "claimed":
             lease = _ts(rec["lease_until"])

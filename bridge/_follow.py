@@ -84,7 +84,9 @@ class Follower:
                                     poll_interval=poll_interval, use_inotify=watch)
         cursor = bridge.cursors.load(consumer) if consumer else None
         self._pos = 0
-        self._start = start
+        # "end" means "what is appended from now on": if there is no file yet,
+        # everything that will be in it is new.
+        self._start: Start = 0 if start == "end" and not self.path.exists() else start
         self._pending_cursor = cursor
         self._open_if_present()
         self.committed = self._pos
@@ -165,9 +167,8 @@ class Follower:
 
     def poll(self, limit: int = 1000) -> list[Entry]:
         """New complete records since the last call (at most ``limit``), without waiting."""
-        if not self._open_if_present():
+        if not self._open_if_present() or self._fd is None:
             return []
-        assert self._fd is not None
         out: list[Entry] = []
         for _ in range(2):
             size = os.fstat(self._fd).st_size

@@ -80,7 +80,8 @@ class Perms:
         except FileExistsError:
             return
         except OSError as exc:
-            raise BridgeUnavailable(f"cannot create bridge directory {path}: {exc.strerror}") from exc
+            raise BridgeUnavailable(
+                f"cannot create bridge directory {path}: {exc.strerror}") from exc
         if self.gid is not None:
             os.chown(path, -1, self.gid)
         os.chmod(path, self.dir_mode)
@@ -180,7 +181,7 @@ def check_filesystem(path: Path, mountinfo: Path | None = None) -> str | None:
     if fstype is None:
         return None
     base = fstype.split(".", 1)[0]
-    if base == "fuse" or base == "fuseblk" or fstype in _NETWORK_FS or base in _NETWORK_FS:
+    if base in {"fuse", "fuseblk"} or fstype in _NETWORK_FS or base in _NETWORK_FS:
         if base.startswith("nfs"):
             why = _WHY["nfs"]
         elif base.startswith("fuse") or fstype == "sshfs":

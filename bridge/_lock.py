@@ -106,9 +106,10 @@ class BridgeLock:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
             except BlockingIOError:
                 pass
+            else:
+                return
             now = time.monotonic()
             if now >= deadline:
                 holders = lock_holders(self.path)

@@ -274,7 +274,8 @@ def check_record(rec: Mapping[str, Any]) -> str | None:
     if type(v) is not int or v < 0:
         return "'v' must be a non-negative integer"
     if v > PROTOCOL_VERSION:
-        return f"written with protocol version {v}; this reader understands up to {PROTOCOL_VERSION}"
+        return (f"written with protocol version {v}; this reader understands up to "
+                f"{PROTOCOL_VERSION}")
     t = rec["t"] if "t" in rec else None
     if t is None or t == "msg":
         return _check_message(rec)

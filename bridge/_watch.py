@@ -9,6 +9,7 @@ most one poll interval, never a record.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,8 @@ class ChangeWaiter:
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, ev: FileSystemEvent) -> None:
-                for p in (ev.src_path, getattr(ev, "dest_path", "")):
-                    if p and (p.endswith("/" + name) or Path(str(p)).name == name):
+                for raw in (ev.src_path, getattr(ev, "dest_path", "")):
+                    if raw and Path(os.fsdecode(raw)).name == name:
                         event.set()
                         return
 

@@ -178,7 +178,7 @@ class LogWriter:
         return fd, size, prefix
 
     def append(self, lines: Sequence[bytes]) -> int:
-        """Append ``lines`` (each already newline-terminated) in one write; return the first offset."""
+        """Append ``lines`` (each newline-terminated) in one write; return the first offset."""
         if self._failed is not None:
             raise DurabilityError(
                 "this writer saw an fsync error earlier; reopen the bridge before appending"
@@ -193,7 +193,8 @@ class LogWriter:
                 fd, size, prefix = self._checked()
             else:
                 size = os.lseek(fd, 0, os.SEEK_END)
-                if size != self._known_end or time.monotonic() - self._checked_at > RECHECK_INTERVAL:
+                stale = time.monotonic() - self._checked_at > RECHECK_INTERVAL
+                if size != self._known_end or stale:
                     fd, size, prefix = self._checked()
             if prefix:
                 data = prefix + data

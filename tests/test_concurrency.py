@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -50,13 +51,15 @@ def test_eight_writer_processes_and_a_shell_writer_lose_and_tear_nothing(
         for n in range(8)
     ]
     # A shell script appending the documented way: flock(1) on the lock file, one printf.
+    line_format = (
+        '{"v":1,"t":"msg","id":"sh-%s","ts":"2026-11-21T00:00:00.000Z","from":"sh",'
+        '"type":"notification","content":"sh:%s"}\\n'
+    )
     shell = subprocess.Popen(
-        ["bash", "-c", textwrap.dedent(f"""
-            for i in $(seq 0 299); do
-              {flock} "{bridge_dir}/bridge.lock" bash -c \
-                'printf "%s\\n" "{{\\"v\\":1,\\"t\\":\\"msg\\",\\"id\\":\\"sh-$0\\",\\"ts\\":\\"2026-11-21T00:00:00.000Z\\",\\"from\\":\\"sh\\",\\"type\\":\\"notification\\",\\"content\\":\\"sh:$0\\"}}" >> "{bridge_dir}/messages.jsonl"' "$i"
-            done
-        """)],
+        ["bash", "-c", 'for i in $(seq 0 299); do '
+                       '"$FLOCK" "$LOCK" sh -c \'printf "$FMT" "$1" "$1" >> "$LOG"\' _ "$i"; done'],
+        env={**os.environ, "FLOCK": flock, "LOCK": str(bridge_dir / "bridge.lock"),
+             "LOG": str(bridge_dir / "messages.jsonl"), "FMT": line_format},
     )
     acknowledged: set[str] = set()
     for p in procs:
@@ -113,7 +116,7 @@ def test_lock_timeout_names_the_holder(bridge: Bridge) -> None:
         wait_for(lambda: bridge.lock.path.exists() and _locked(bridge.lock.path),
                  what="flock(1) to take the lock")
         bridge.lock.timeout = 0.2
-        with pytest.raises(LockTimeout, match="not free within 0.2s") as info:
+        with pytest.raises(LockTimeout, match=r"not free within 0\.2s") as info:
             bridge.send("blocked")
         # /proc/locks names the flock(1) process (or the sleep it execs into).
         assert "held by pid" in str(info.value)
@@ -162,7 +165,7 @@ def test_writer_killed_mid_record_loses_nothing_acknowledged(bridge_dir: Path) -
         start = log.stat().st_size
         child.stdin.write(b"go\n")
         child.stdin.flush()
-        wait_for(lambda: log.stat().st_size > start, timeout=30, interval=0.0005,
+        wait_for(functools.partial(_grew, log, start), timeout=30, interval=0.0005,
                  what="the big write to begin")
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
@@ -193,6 +196,10 @@ def test_writer_killed_mid_record_loses_nothing_acknowledged(bridge_dir: Path) -
     assert report.ok
     assert [f.kind for f in report.findings] == ["torn-repaired"]
     survivor.close()
+
+
+def _grew(path: Path, size: int) -> bool:
+    return path.stat().st_size > size
 
 
 def _valid_lines(path: Path) -> list[bytes]:

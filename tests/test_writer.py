@@ -1,4 +1,4 @@
-"""The append protocol: offsets, permissions, torn tails, short writes, fsync errors, replacement."""
+"""The append protocol: offsets, modes, torn tails, short writes, fsync errors, replacement."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ def test_fsync_error_fails_loudly_and_stops_the_writer(
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(writer_mod.os, "fdatasync", broken)
+    monkeypatch.setattr(os, "fdatasync", broken)
     with pytest.raises(DurabilityError, match="fsync"):
         bridge.send("lost?")
     monkeypatch.undo()
@@ -188,9 +188,14 @@ def test_fsync_error_fails_loudly_and_stops_the_writer(
 
 def test_batch_durability_syncs_in_groups(bridge_dir: Path, monkeypatch: pytest.MonkeyPatch
                                           ) -> None:
-    calls = []
+    calls: list[int] = []
     real = os.fdatasync
-    monkeypatch.setattr(writer_mod.os, "fdatasync", lambda fd: (calls.append(fd), real(fd)))
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counting)
     b = Bridge(bridge_dir, durability="batch")
     b.send("warm")
     calls.clear()
