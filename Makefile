@@ -28,7 +28,7 @@ test: deps sysdeps lint typecheck
 	$(BIN)/pytest
 
 demo: deps
-	$(BIN)/python -m bridge.demo
+	$(BIN)/python scripts/demo.py
 
 bench: deps
 	$(BIN)/python bench/run.py

@@ -60,7 +60,8 @@ def _no_color() -> bool:
 def out() -> Console:
     # Created on use, not at import: rich probes the terminal when a Console is made.
     tty = sys.stdout.isatty()
-    return Console(highlight=False, soft_wrap=not tty, width=None if tty else 240,
+    wide = tty or "COLUMNS" in os.environ  # else a pipe: do not cut lines at 80
+    return Console(highlight=False, soft_wrap=not tty, width=None if wide else 240,
                    color_system=None if _no_color() else "auto")
 
 
@@ -390,18 +391,28 @@ def inbox(
     if not views:
         console.print(f"Nothing waiting for {escape(agent)}.")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("id", "from", "type", "prio", "status", "age", "content"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis",
-                         min_width=12 if col == "content" else None)
+    # Plain padded rows rather than a rich Table: a table drops whole columns
+    # when the terminal is narrow; here only the content is shortened.
+    labels = []
     for v in views:
-        st = v.state
-        eff = st.effective_status(now)
-        label = eff if eff != "claimed" else f"claimed by {st.claimed_by}"
-        table.add_row(v.id, v.message.sender, v.message.type, st.priority,
-                      Text(label, style=_STATUS_STYLE.get(eff, "")), _age(v.message.ts, now),
-                      _one_line(v.message.content, 200))
-    console.print(table)
+        eff = v.state.effective_status(now)
+        labels.append((eff, eff if eff != "claimed" else f"claimed:{v.state.claimed_by}"))
+    id_w = max(len(v.id) for v in views)
+    from_w = max(4, *(len(v.message.sender) for v in views))
+    type_w = max(len(v.message.type) for v in views)
+    st_w = max(6, *(len(label) for _, label in labels))
+    width = console.width if sys.stdout.isatty() or "COLUMNS" in os.environ else None
+    console.print(Text(f"{'id':<{id_w}}  {'from':<{from_w}}  {'type':<{type_w}}  "
+                       f"{'status':<{st_w}}  {'age':>5}  content", style="bold"))
+    for v, (eff, label) in zip(views, labels, strict=True):
+        row = Text(f"{v.id:<{id_w}}  {v.message.sender:<{from_w}}  {v.message.type:<{type_w}}  ")
+        row.append(f"{label:<{st_w}}", style=_STATUS_STYLE.get(eff, ""))
+        row.append(f"  {_age(v.message.ts, now):>5}  ")
+        if v.state.priority == "high":
+            row.append("! ", style="bold red")
+        room = None if width is None else max(width - len(row.plain), 10)
+        row.append(_one_line(v.message.content, room))
+        console.print(row)
 
 
 @app.command()

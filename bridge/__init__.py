@@ -39,7 +39,7 @@ from ._ids import new_id
 from ._pause import PauseInfo
 from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
 from ._stats import compute_stats
-from ._time import parse_duration
+from ._time import parse_duration, parse_ts
 
 __version__ = "0.1.0"
 
@@ -79,5 +79,6 @@ __all__ = [
     "new_id",
     "parse_duration",
     "parse_meta",
+    "parse_ts",
     "run_doctor",
 ]

@@ -69,6 +69,11 @@ REPLY_INHERITS = ("whatsapp_sender", "chat_id", "context")
 """Metadata keys a reply copies from the message it answers (so Kami knows the chat)."""
 
 
+_new_tuple = tuple.__new__
+_dumps = orjson.dumps
+_APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
+
+
 def default_directory() -> Path:
     """``$BRIDGE_DIR``, else ``~/.claude/kami-bridge`` (the seed's location)."""
     env = os.environ.get("BRIDGE_DIR")
@@ -173,7 +178,8 @@ class Bridge:
         self._fold_fd: int | None = None
         self._fold_ino = 0
         self._fold_mutex = threading.RLock()
-        self._names_ok: set[str] = {self.agent}
+        # Names already validated; None stands for "no recipient" on the fast send path.
+        self._names_ok: set[str | None] = {self.agent, None}
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -237,7 +243,9 @@ class Bridge:
         rec: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "msg", "id": mid, "ts": format_ms(ms),
                                "from": sender}
         if to is not None:
-            rec["to"] = self._name(to, "recipient")
+            if to not in self._names_ok:
+                self._name(to, "recipient")
+            rec["to"] = to
         rec["type"] = type
         if reply_to is not None:
             if not isinstance(reply_to, str) or not reply_to:
@@ -301,15 +309,32 @@ class Bridge:
             BridgeIOError: the append failed (nothing was appended).
         """
         who = self.agent if sender is None else self._name(sender, "sender")
+        if (reply_to is None and priority is None and not metadata and expires_in is None
+                and idempotency_key is None and to in self._names_ok
+                and type in MESSAGE_TYPES and content.__class__ is str):
+            # The common case, built inline: this path is most of an agent's sends.
+            # (_message_record is the general one; both write the same fields in order.)
+            ms = time.time_ns() // 1_000_000
+            mid = f"{who}-{ulid(ms)}"
+            line = _dumps({"v": PROTOCOL_VERSION, "t": "msg", "id": mid, "ts": format_ms(ms),
+                           "from": who, "to": to, "type": type, "status": "pending",
+                           "content": content} if to is not None else
+                          {"v": PROTOCOL_VERSION, "t": "msg", "id": mid, "ts": format_ms(ms),
+                           "from": who, "type": type, "status": "pending",
+                           "content": content}, option=_APPEND_NEWLINE)
+            if len(line) > self.max_record_bytes:
+                raise RecordTooLarge(len(line), self.max_record_bytes)
+            return _new_tuple(SendResult, (mid, self.writer.append(line), False))
         mid, line = self._message_record(content, who, to, type, reply_to, priority, metadata,
                                          idempotency_key, expires_in)
         if idempotency_key is None:
-            return SendResult(mid, self.writer.append((line,)))
+            # tuple.__new__ skips the NamedTuple's Python-level __new__: this is every send.
+            return _new_tuple(SendResult, (mid, self.writer.append(line), False))
         with self.lock:
             original = self.fold().idempotency.get((who, idempotency_key))
             if original is not None:
                 return SendResult(original, self.fold().messages[original].offset, True)
-            return SendResult(mid, self.writer.append((line,)))
+            return SendResult(mid, self.writer.append(line))
 
     def send_many(self, items: Iterable[Mapping[str, Any]], *, chunk: int = 1000
                   ) -> Iterator[SendResult]:

@@ -100,7 +100,13 @@ class Follower:
 
     @property
     def epoch(self) -> str | None:
+        """The epoch of the live file being read (None for a file without a header)."""
         return self._epoch
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
 
     def _open_if_present(self) -> bool:
         if self._fd is not None:

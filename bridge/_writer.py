@@ -177,13 +177,16 @@ class LogWriter:
         prefix = b"" if size == self._known_end else self._repair_prefix(fd, size)
         return fd, size, prefix
 
-    def append(self, lines: Sequence[bytes]) -> int:
-        """Append ``lines`` (each newline-terminated) in one write; return the first offset."""
+    def append(self, lines: bytes | Sequence[bytes]) -> int:
+        """Append one line or several (each newline-terminated) in one write.
+
+        Returns the offset of the first.
+        """
         if self._failed is not None:
             raise DurabilityError(
                 "this writer saw an fsync error earlier; reopen the bridge before appending"
             ) from self._failed
-        data = lines[0] if len(lines) == 1 else b"".join(lines)
+        data = lines if isinstance(lines, bytes) else b"".join(lines)
         lock = self._lock
         lock.acquire()
         try:
