@@ -23,17 +23,18 @@ from typing import Any
 import orjson
 
 from ._records import (
-    PRIORITIES,
     PROTOCOL_VERSION,
     TERMINAL_STATUSES,
     BadLine,
     Entry,
-    _check_message,
-    _check_status,
+    MessageFields,
+    StatusFields,
     check_record,
     decode_line,
+    message_fields,
+    status_fields,
 )
-from ._scan import MAX_LINE, iter_lines
+from ._scan import MAX_LINE, Skipped, iter_chunks
 from ._time import parse_ts
 
 __all__ = ["Fold", "FoldIssue", "MessageState"]
@@ -158,7 +159,10 @@ class Fold:
         if t == "msg" or t is None:
             self._apply_message(rec, entry.offset, entry.end)
         elif t == "status":
-            self._apply_status(rec, entry.offset)
+            fields = status_fields(rec)
+            if isinstance(fields, str):  # pragma: no cover - callers pass checked records
+                raise ValueError(fields)
+            self._apply_status_fields(fields, entry.offset)
         elif t == "epoch":
             if entry.offset == 0:
                 self.epoch = rec.get("epoch") or rec["id"]
@@ -185,124 +189,131 @@ class Fold:
 
     def _feed_fd(self, fd: int, start: int, end: int) -> list[BadLine]:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        apply_message, apply_status, apply = self._apply_message, self._apply_status, self.apply
+        apply_fields, apply_status = self._apply_fields, self._apply_status_fields
         bad: list[BadLine] = []
-        for off, nxt, line in iter_lines(fd, start, end):
-            rec: Any = None
-            if line is not None:
-                try:
-                    rec = loads(line)
-                except decode_error:
-                    rec = None
-            if type(rec) is dict:
-                kind = rec.get("t")
-                if kind == "msg" and rec.get("v") == PROTOCOL_VERSION:
-                    problem = _check_message(rec)
-                    if problem is None:
-                        self.offset = nxt
-                        self.records += 1
-                        self.last_ts = rec["ts"]
-                        apply_message(rec, off, nxt)
-                        continue
-                elif kind == "status" and rec.get("v") == PROTOCOL_VERSION:
-                    problem = _check_status(rec)
-                    if problem is None:
-                        self.offset = nxt
-                        self.records += 1
-                        self.last_ts = rec["ts"]
-                        apply_status(rec, off)
-                        continue
+        for base, lines in iter_chunks(fd, start, end):
+            nxt = base
+            for line in lines:
+                off = nxt
+                problem: str
+                if line.__class__ is Skipped:  # type: ignore[comparison-overlap]
+                    nxt = off + int(line) + 1
+                    problem = f"line longer than {MAX_LINE} bytes"
                 else:
-                    problem = check_record(rec)
-                    if problem is None:
-                        apply(Entry(off, nxt, rec))
-                        continue
-            elif line is None:
-                problem = f"line longer than {MAX_LINE} bytes"
-            else:
-                decoded = decode_line(line)
-                problem = decoded if isinstance(decoded, str) else "not a valid record"
-            item = BadLine(off, nxt, problem)
-            if len(self.bad_lines) < self.max_kept_issues:
-                self.bad_lines.append(item)
-            bad.append(item)
-            self.offset = nxt
+                    nxt = off + len(line) + 1
+                    try:
+                        rec = loads(line)
+                    except decode_error:
+                        rec = None
+                    if type(rec) is dict:
+                        # `in` and subscripts, not .get(): no method call per line.
+                        kind = rec["t"] if "t" in rec else None
+                        v = rec["v"] if "v" in rec else None
+                        v1 = v == PROTOCOL_VERSION and v.__class__ is int  # not True
+                        if kind == "msg" and v1:
+                            fields = message_fields(rec)
+                            if type(fields) is tuple:
+                                self.offset = nxt
+                                self.records += 1
+                                self.last_ts = fields[4]
+                                apply_fields(fields, off, nxt, False)
+                                continue
+                            problem = fields  # type: ignore[assignment]
+                        elif kind == "status" and v1:
+                            sfields = status_fields(rec)
+                            if type(sfields) is tuple:
+                                self.offset = nxt
+                                self.records += 1
+                                self.last_ts = sfields[3]
+                                apply_status(sfields, off)
+                                continue
+                            problem = sfields  # type: ignore[assignment]
+                        else:
+                            checked = check_record(rec)
+                            if checked is None:
+                                self.apply(Entry(off, nxt, rec))
+                                continue
+                            problem = checked
+                    else:
+                        decoded = decode_line(line)
+                        problem = decoded if isinstance(decoded, str) else "not a valid record"
+                item = BadLine(off, nxt, problem)
+                if len(self.bad_lines) < self.max_kept_issues:
+                    self.bad_lines.append(item)
+                bad.append(item)
+                self.offset = nxt
         return bad
 
     def _apply_message(self, rec: dict[str, Any], offset: int, end: int) -> None:
-        mid = rec["id"]
+        fields = message_fields(rec)
+        if isinstance(fields, str):  # pragma: no cover - callers pass checked records
+            raise ValueError(fields)  # noqa: TRY004 - a bad value, not a bad type
+        self._apply_fields(fields, offset, end, "v" not in rec and "t" not in rec)
+
+    def _apply_fields(self, fields: MessageFields, offset: int, end: int, seed: bool) -> None:
+        mid, sender, to, mtype, ts, reply_to, priority, expires, status, idem = fields
         known = self.messages.get(mid)
         if known is not None:
-            if "v" not in rec and "t" not in rec:
+            if seed:
                 # The seed's writers mark a message done by writing it again
                 # with the new status; read that as a status change.
-                status = rec.get("status")
                 if status in TERMINAL_STATUSES and not known.terminal:
-                    known.status, known.updated = status, rec.get("ts")
+                    known.status, known.updated = status, ts
                     known.changes += 1
                 return
             self._issue(offset, "duplicate",
                         f"duplicate message id {mid}; the first one counts", mid)
             return
-        # Subscripts and ``in`` rather than .get(), and positional arguments:
-        # one of these is built per message when folding a big file.
-        meta = rec["metadata"] if "metadata" in rec else None
-        priority = meta.get("priority", "normal") if meta else "normal"
-        status = rec["status"] if "status" in rec else "pending"
-        reply_to = rec["reply_to"] if "reply_to" in rec else None
-        expires = rec["expires"] if "expires" in rec else None
+        # Positional arguments: one of these is built per message of a big file.
         state = MessageState(
-            mid, rec["from"], rec["to"] if "to" in rec else None, rec["type"], rec["ts"],
-            offset, end, reply_to, priority if priority in PRIORITIES else "normal",
+            mid, sender, to, mtype, ts, offset, end, reply_to, priority,
             None if expires is None else _ts(expires),
             status if status in TERMINAL_STATUSES else "pending",
         )
         self.messages[mid] = state
         if reply_to is not None:
             self.replies.setdefault(reply_to, []).append(mid)
-        if "idem" in rec and rec["idem"] is not None:
-            self.idempotency.setdefault((state.sender, rec["idem"]), mid)
+        if idem is not None:
+            self.idempotency.setdefault((sender, idem), mid)
 
-    def _apply_status(self, rec: dict[str, Any], offset: int) -> None:
-        ref = rec["ref"]
+    def _apply_status_fields(self, fields: StatusFields, offset: int) -> None:
+        ref, new, by, ts, lease_until, not_before, reason = fields
         state = self.messages.get(ref)
-        new = rec["status"]
         if state is None:
             self._issue(offset, "orphan", f"status {new!r} for unknown message {ref}", ref)
             return
         cur = state.status
-        by = rec["from"]
         if cur in TERMINAL_STATUSES:
             verb = "repeated" if new == cur else "ignored"
             self._issue(offset, "final",
                         f"{new!r} after {cur!r} {verb}: {ref} was already final", ref)
             return
         if new == "claimed":
-            lease = _ts(rec["lease_until"])
             if cur == "claimed" and state.claimed_by != by:
-                when = _ts(rec["ts"])
+                when = _ts(ts)
                 if when is None or when < (state.lease_until or 0.0):
                     self._issue(offset, "conflict", f"claim by {by} ignored: {ref} leased to "
                                 f"{state.claimed_by}", ref)
                     return
             if not (cur == "claimed" and state.claimed_by == by):
                 state.attempts += 1
-            state.status, state.claimed_by, state.lease_until = "claimed", by, lease
+            state.status, state.claimed_by, state.lease_until = "claimed", by, _ts(lease_until)
             state.not_before = None
         elif new == "pending":
             if cur == "claimed" and state.claimed_by != by:
-                when = _ts(rec["ts"])
+                when = _ts(ts)
                 if when is None or when < (state.lease_until or 0.0):
                     self._issue(offset, "conflict", f"release by {by} ignored: {ref} leased to "
                                 f"{state.claimed_by}", ref)
                     return
             state.status, state.claimed_by, state.lease_until = "pending", None, None
-            state.not_before = _ts(rec.get("not_before"))
+            state.not_before = _ts(not_before)
         else:
             state.status = new
             state.lease_until = None
-        state.reason = rec.get("reason", state.reason)
-        state.updated = rec["ts"]
+        if reason is not None:
+            state.reason = reason
+        state.updated = ts
         state.changes += 1
 
     # -- queries ---------------------------------------------------------------

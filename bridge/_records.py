@@ -183,10 +183,19 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
 
 
-def _check_message(rec: Mapping[str, Any]) -> str | None:
-    # Written flat, with subscripts, ``in`` tests and type() identity checks,
-    # because it runs for every message of every fold: method calls here were
-    # most of the cost of folding a big file.
+MessageFields = tuple[str, str, "str | None", str, str, "str | None", str, "str | None", str,
+                      "str | None"]
+"""(id, from, to, type, ts, reply_to, priority, expires, status, idem) of a valid message."""
+
+
+def message_fields(rec: Mapping[str, Any]) -> MessageFields | str:
+    """The fields the fold uses, if ``rec`` is a valid message; else the reason it is not.
+
+    One function both validates and extracts, so that the fold reads each field
+    once and the reader and the fold can never disagree on what is valid.
+    """
+    # Written flat, with subscripts and type() identity checks: it runs for every
+    # message of every fold, and method calls here were most of the cost.
     try:
         mid = rec["id"]
         sender = rec["from"]
@@ -203,31 +212,50 @@ def _check_message(rec: Mapping[str, Any]) -> str | None:
         return f"message 'type' must be request, response or notification, not {mtype!r}"
     if type(content) is not str:
         return "message 'content' must be a string"
-    if not _is_ts(ts):
+    if type(ts) is not str or _TS_RE.match(ts) is None:
         return "message 'ts' must be an ISO-8601 timestamp"
-    if "to" in rec and rec["to"] is not None and not _is_name(rec["to"]):
+    to = rec["to"] if "to" in rec else None
+    if to is not None and not _is_name(to):
         return "message 'to' must be an agent name"
-    if "reply_to" in rec and rec["reply_to"] is not None and not _is_id(rec["reply_to"]):
+    reply_to = rec["reply_to"] if "reply_to" in rec else None
+    if reply_to is not None and not _is_id(reply_to):
         return "message 'reply_to' must be an id"
-    if "status" in rec and rec["status"] is not None and rec["status"] not in STATUSES:
-        return f"message 'status' {rec['status']!r} is not a known status"
-    if "metadata" in rec and rec["metadata"] is not None:
-        meta = rec["metadata"]
+    status = rec["status"] if "status" in rec else None
+    if status is None:
+        status = "pending"
+    elif status not in STATUSES:
+        return f"message 'status' {status!r} is not a known status"
+    priority = "normal"
+    meta = rec["metadata"] if "metadata" in rec else None
+    if meta is not None:
         if type(meta) is not dict:
             return "message 'metadata' must be an object"
         prio = meta.get("priority")
-        if prio is not None and prio not in PRIORITIES:
-            return f"metadata 'priority' must be low, normal or high, not {prio!r}"
-    if "expires" in rec and rec["expires"] is not None and not _is_ts(rec["expires"]):
+        if prio is not None:
+            if prio not in PRIORITIES:
+                return f"metadata 'priority' must be low, normal or high, not {prio!r}"
+            priority = prio
+    expires = rec["expires"] if "expires" in rec else None
+    if expires is not None and not _is_ts(expires):
         return "message 'expires' must be an ISO-8601 timestamp"
-    if "idem" in rec and rec["idem"] is not None and not (type(rec["idem"]) is str
-                                                          and rec["idem"]):
+    idem = rec["idem"] if "idem" in rec else None
+    if idem is not None and not (type(idem) is str and idem):
         return "message 'idem' must be a non-empty string"
-    return None
+    return (mid, sender, to, mtype, ts, reply_to, priority, expires, status, idem)
 
 
-def _check_status(rec: Mapping[str, Any]) -> str | None:
-    # Flat for the same reason as _check_message: a big fold runs it per record.
+def _check_message(rec: Mapping[str, Any]) -> str | None:
+    fields = message_fields(rec)
+    return fields if isinstance(fields, str) else None
+
+
+StatusFields = tuple[str, str, str, str, "str | None", "str | None", "str | None"]
+"""(ref, status, from, ts, lease_until, not_before, reason) of a valid status record."""
+
+
+def status_fields(rec: Mapping[str, Any]) -> StatusFields | str:
+    """The fields the fold uses, if ``rec`` is a valid status record; else the reason."""
+    # Flat for the same reason as message_fields: a big fold runs it per record.
     try:
         sid = rec["id"]
         sender = rec["from"]
@@ -240,20 +268,30 @@ def _check_status(rec: Mapping[str, Any]) -> str | None:
         return "status record without a valid 'id'"
     if type(sender) is not str or not 0 < len(sender) <= MAX_NAME_LENGTH:
         return "status record without a valid 'from'"
-    if not _is_ts(ts):
+    if type(ts) is not str or _TS_RE.match(ts) is None:
         return "status record 'ts' must be an ISO-8601 timestamp"
     if type(ref) is not str or not 0 < len(ref) <= MAX_ID_LENGTH:
         return "status record without a valid 'ref'"
     if status not in STATUSES:
         return f"status record 'status' {status!r} is not a known status"
-    if status == "claimed" and not _is_ts(rec.get("lease_until")):
+    lease = rec["lease_until"] if "lease_until" in rec else None
+    if status == "claimed" and lease is None:
         return "claim without a valid 'lease_until'"
-    for key in ("lease_until", "not_before"):
-        if key in rec and rec[key] is not None and not _is_ts(rec[key]):
-            return f"status record '{key}' must be an ISO-8601 timestamp"
-    if "reason" in rec and rec["reason"] is not None and type(rec["reason"]) is not str:
+    if lease is not None and not _is_ts(lease):
+        return ("claim without a valid 'lease_until'" if status == "claimed"
+                else "status record 'lease_until' must be an ISO-8601 timestamp")
+    not_before = rec["not_before"] if "not_before" in rec else None
+    if not_before is not None and not _is_ts(not_before):
+        return "status record 'not_before' must be an ISO-8601 timestamp"
+    reason = rec["reason"] if "reason" in rec else None
+    if reason is not None and type(reason) is not str:
         return "status record 'reason' must be a string"
-    return None
+    return (ref, status, sender, ts, lease, not_before, reason)
+
+
+def _check_status(rec: Mapping[str, Any]) -> str | None:
+    fields = status_fields(rec)
+    return fields if isinstance(fields, str) else None
 
 
 def _check_other(rec: Mapping[str, Any], kind: str) -> str | None:

@@ -30,19 +30,23 @@ MAX_LINE = 64 << 20
 """A line longer than this is reported and skipped without being held in memory."""
 
 
-def iter_lines(
-    fd: int, start: int = 0, end: int | None = None, *, chunk: int = CHUNK
-) -> Iterator[tuple[int, int, bytes | None]]:
-    """Yield ``(offset, end, line)`` for each complete line from ``start``.
+class Skipped(int):
+    """Stands in a chunk's line list for a line over MAX_LINE: its length, not its bytes."""
 
-    ``line`` excludes the newline; it is None for a line over MAX_LINE (skipped
-    without buffering). Stops at the last newline before ``end`` (default: EOF
-    as it grows while reading).
+
+def iter_chunks(
+    fd: int, start: int = 0, end: int | None = None, *, chunk: int = CHUNK
+) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield ``(offset, lines)``: the complete lines of each chunk read, without newlines.
+
+    Line ``i`` starts at ``offset`` plus the lengths (+1 each) of the lines before
+    it. A line over MAX_LINE is a :class:`Skipped` (its length) and is never held
+    in memory. Stops at the last newline before ``end`` (default: EOF as it grows).
     """
     pos = start
     buf = b""
     buf_start = start
-    skipping = False
+    skipping = 0  # bytes of an over-long line skipped so far (0: not skipping)
     while end is None or pos < end:
         want = chunk if end is None else min(chunk, end - pos)
         data = os.pread(fd, want, pos)
@@ -52,26 +56,44 @@ def iter_lines(
         if skipping:
             nl = data.find(b"\n")
             if nl < 0:
+                skipping += len(data)
                 continue
-            line_end = pos - len(data) + nl + 1
-            yield buf_start, line_end, None
-            skipping = False
+            yield buf_start, [Skipped(skipping + nl)]  # type: ignore[list-item]
+            buf_start += skipping + nl + 1
+            skipping = 0
             data = data[nl + 1 :]
-            buf_start = line_end
             buf = b""
         buf = buf + data if buf else data
         parts = buf.split(b"\n")
         rest = parts.pop()
-        off = buf_start
-        for line in parts:
-            nxt = off + len(line) + 1
-            yield off, nxt, line
-            off = nxt
-        buf_start = off
+        if parts:
+            yield buf_start, parts
+            buf_start += len(buf) - len(rest)
         buf = rest
         if len(buf) > MAX_LINE:
-            skipping = True
+            skipping = len(buf)
             buf = b""
+
+
+def iter_lines(
+    fd: int, start: int = 0, end: int | None = None, *, chunk: int = CHUNK
+) -> Iterator[tuple[int, int, bytes | None]]:
+    """Yield ``(offset, end, line)`` for each complete line from ``start``.
+
+    ``line`` excludes the newline; it is None for a line over MAX_LINE (skipped
+    without buffering). Stops at the last newline before ``end`` (default: EOF
+    as it grows while reading).
+    """
+    for base, lines in iter_chunks(fd, start, end, chunk=chunk):
+        off = base
+        for line in lines:
+            if line.__class__ is Skipped:  # type: ignore[comparison-overlap]
+                nxt = off + int(line) + 1
+                yield off, nxt, None
+            else:
+                nxt = off + len(line) + 1
+                yield off, nxt, line
+            off = nxt
 
 
 def scan(
