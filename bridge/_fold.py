@@ -191,57 +191,63 @@ class Fold:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         apply_fields, apply_status = self._apply_fields, self._apply_status_fields
         bad: list[BadLine] = []
-        for base, lines in iter_chunks(fd, start, end):
-            nxt = base
-            for line in lines:
-                off = nxt
-                problem: str
-                if line.__class__ is Skipped:  # type: ignore[comparison-overlap]
-                    nxt = off + int(line) + 1
-                    problem = f"line longer than {MAX_LINE} bytes"
-                else:
-                    nxt = off + len(line) + 1
-                    try:
-                        rec = loads(line)
-                    except decode_error:
-                        rec = None
-                    if type(rec) is dict:
-                        # `in` and subscripts, not .get(): no method call per line.
-                        kind = rec["t"] if "t" in rec else None
-                        v = rec["v"] if "v" in rec else None
-                        v1 = v == PROTOCOL_VERSION and v.__class__ is int  # not True
-                        if kind == "msg" and v1:
-                            fields = message_fields(rec)
-                            if type(fields) is tuple:
-                                self.offset = nxt
-                                self.records += 1
-                                self.last_ts = fields[4]
-                                apply_fields(fields, off, nxt, False)
-                                continue
-                            problem = fields  # type: ignore[assignment]
-                        elif kind == "status" and v1:
-                            sfields = status_fields(rec)
-                            if type(sfields) is tuple:
-                                self.offset = nxt
-                                self.records += 1
-                                self.last_ts = sfields[3]
-                                apply_status(sfields, off)
-                                continue
-                            problem = sfields  # type: ignore[assignment]
-                        else:
-                            checked = check_record(rec)
-                            if checked is None:
-                                self.apply(Entry(off, nxt, rec))
-                                continue
-                            problem = checked
+        records, last_ts = self.records, self.last_ts
+        nxt = start
+        try:
+            for base, lines in iter_chunks(fd, start, end):
+                nxt = base
+                for line in lines:
+                    off = nxt
+                    problem: str
+                    if line.__class__ is Skipped:  # type: ignore[comparison-overlap]
+                        nxt = off + int(line) + 1
+                        problem = f"line longer than {MAX_LINE} bytes"
                     else:
-                        decoded = decode_line(line)
-                        problem = decoded if isinstance(decoded, str) else "not a valid record"
-                item = BadLine(off, nxt, problem)
-                if len(self.bad_lines) < self.max_kept_issues:
-                    self.bad_lines.append(item)
-                bad.append(item)
-                self.offset = nxt
+                        nxt = off + len(line) + 1
+                        try:
+                            rec = loads(line)
+                        except decode_error:
+                            rec = None
+                        if type(rec) is dict:
+                            # `in` and subscripts, not .get(): no method call per line.
+                            kind = rec["t"] if "t" in rec else None
+                            v = rec["v"] if "v" in rec else None
+                            v1 = v == PROTOCOL_VERSION and v.__class__ is int  # not True
+                            if kind == "msg" and v1:
+                                fields = message_fields(rec)
+                                if type(fields) is tuple:
+                                    records += 1
+                                    last_ts = fields[4]
+                                    apply_fields(fields, off, nxt, False)
+                                    continue
+                                problem = fields  # type: ignore[assignment]
+                            elif kind == "status" and v1:
+                                sfields = status_fields(rec)
+                                if type(sfields) is tuple:
+                                    records += 1
+                                    last_ts = sfields[3]
+                                    apply_status(sfields, off)
+                                    continue
+                                problem = sfields  # type: ignore[assignment]
+                            else:
+                                checked = check_record(rec)
+                                if checked is None:
+                                    self.records, self.last_ts = records, last_ts
+                                    self.apply(Entry(off, nxt, rec))
+                                    records, last_ts = self.records, self.last_ts
+                                    continue
+                                problem = checked
+                        else:
+                            decoded = decode_line(line)
+                            problem = decoded if isinstance(decoded, str) else "not a valid record"
+                    item = BadLine(off, nxt, problem)
+                    if len(self.bad_lines) < self.max_kept_issues:
+                        self.bad_lines.append(item)
+                    bad.append(item)
+        finally:
+            # Counters live in locals in the loop; attribute stores cost per line.
+            self.records, self.last_ts = records, last_ts
+            self.offset = max(self.offset, nxt)
         return bad
 
     def _apply_message(self, rec: dict[str, Any], offset: int, end: int) -> None:

@@ -47,10 +47,11 @@ class BridgeLock:
 
     Args:
         path: the lock file; created 0600 (or per ``perms``) if missing.
-        timeout: seconds to wait before LockTimeout; None waits forever in the kernel.
+        timeout: seconds to wait before LockTimeout (then the wait polls); None waits
+            in the kernel, which hands the lock over at once.
     """
 
-    def __init__(self, path: Path, perms: Perms, timeout: float | None = 30.0) -> None:
+    def __init__(self, path: Path, perms: Perms, timeout: float | None = None) -> None:
         self.path = path
         self.timeout = timeout
         self._perms = perms
