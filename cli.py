@@ -47,7 +47,8 @@ class _State:
     """Options given before the command (``bridge --dir X send ...``)."""
 
     directory: Path | None = None
-    bridges: list[lib.Bridge] = []  # noqa: RUF012 - one process, one command
+    url: lib.BridgeURL | None = None
+    bridges: list[lib.AnyBridge] = []  # noqa: RUF012 - one process, one command
 
 
 state = _State()
@@ -76,19 +77,30 @@ def default_agent() -> str:
     return os.environ.get("BRIDGE_AGENT") or "cli"
 
 
-def open_bridge(*, agent: str | None = None, create: bool = True) -> lib.Bridge:
-    """The bridge named by --dir / $BRIDGE_DIR, opened for this command."""
+def open_bridge(*, agent: str | None = None, create: bool = True,
+                url: lib.BridgeURL | None = None) -> lib.AnyBridge:
+    """The bridge named by --url / $BRIDGE_URL or --dir / $BRIDGE_DIR, opened for this command.
+
+    A remote one (ssh://) has the same API: every command works on both alike.
+    """
     durability = os.environ.get("BRIDGE_DURABILITY", "always")
     if durability not in ("always", "batch", "none"):
         raise lib.ConfigError("BRIDGE_DURABILITY", "must be always, batch or none")
-    b = lib.Bridge(
-        state.directory,
-        agent=agent or default_agent(),
-        durability=durability,  # type: ignore[arg-type]
-        group=os.environ.get("BRIDGE_GROUP") or None,
-        create=create,
-        lock_timeout=CLI_LOCK_TIMEOUT,
-    )
+    url = url or state.url
+    b: lib.AnyBridge
+    if url is not None and url.remote:
+        b = lib.connect(url, agent=agent or default_agent(), durability=durability,
+                        group=os.environ.get("BRIDGE_GROUP") or None, create=create,
+                        lock_timeout=CLI_LOCK_TIMEOUT)
+    else:
+        b = lib.Bridge(
+            Path(url.path) if url is not None and url.path else state.directory,
+            agent=agent or default_agent(),
+            durability=durability,  # type: ignore[arg-type]
+            group=os.environ.get("BRIDGE_GROUP") or None,
+            create=create,
+            lock_timeout=CLI_LOCK_TIMEOUT,
+        )
     state.bridges.append(b)
     return b
 
@@ -214,6 +226,12 @@ FromOption = Annotated[
     str | None,
     typer.Option("--from", help="Sender name [default: $BRIDGE_AGENT, else cli]."),
 ]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", "-u", envvar="BRIDGE_URL", show_envvar=True,
+                 help="The bridge as a local path or ssh://[user@]host[:port]/path "
+                 "(instead of --dir)."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -225,16 +243,20 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     directory: DirOption = None,
+    url: UrlOption = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Agents on different machines talking through one append-only JSONL file.
 
-    The bridge directory comes from --dir, else $BRIDGE_DIR, else ~/.claude/kami-bridge.
+    The bridge comes from --url or --dir, else $BRIDGE_URL, else $BRIDGE_DIR, else
+    ~/.claude/kami-bridge.
     """
     del version
     state.directory = directory
+    state.url = _choose_url(ctx, directory, url)
 
 
 def _check_choice(value: str | None, allowed: frozenset[str], what: str) -> None:
@@ -297,7 +319,7 @@ def _stdin_objects() -> Iterator[dict[str, Any]]:
         yield obj
 
 
-def _send_batch(b: lib.Bridge) -> None:
+def _send_batch(b: lib.AnyBridge) -> None:
     write = sys.stdout.write
     count = 0
     try:
@@ -578,7 +600,7 @@ def doctor(as_json: JsonOption = False) -> int:
     """Validate the whole file; report torn/corrupt lines, schema violations, orphan
     status records. Exit 1 when it finds an error."""
     b = open_bridge(create=False)
-    report = lib.run_doctor(b)
+    report = _doctor_report(b)
     if as_json:
         print_json(report.to_dict())
         return 0 if report.ok else 1
@@ -603,7 +625,7 @@ def doctor(as_json: JsonOption = False) -> int:
 def stats(as_json: JsonOption = False) -> None:
     """Counts by kind, sender, type and status; size; time span."""
     b = open_bridge(create=False)
-    data = lib.compute_stats(b)
+    data = _stats(b)
     if as_json:
         print_json(data)
         return
@@ -619,6 +641,103 @@ def stats(as_json: JsonOption = False) -> None:
     if data.get("oldest_open"):
         grid.add_row("oldest open", f"{data['oldest_open']} ({data['oldest_open_age']})")
     console.print(grid)
+
+
+# -- remote bridges: --url, serve, ping ---------------------------------------------------
+
+def _choose_url(ctx: typer.Context, directory: Path | None, url: str | None
+                ) -> lib.BridgeURL | None:
+    """--url or --dir: a flag given on the command line beats one from the environment."""
+    if url is None:
+        return None
+
+    def on_command_line(name: str) -> bool:
+        return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+    dir_flag, url_flag = on_command_line("directory"), on_command_line("url")
+    if directory is not None and dir_flag and url_flag:
+        raise lib.InvalidInput("give --dir or --url, not both")
+    if directory is not None and dir_flag:
+        return None  # --dir on the command line beats $BRIDGE_URL
+    return lib.parse_url(url)
+
+
+def _doctor_report(b: lib.AnyBridge) -> lib.DoctorReport:
+    return b.doctor() if isinstance(b, lib.RemoteBridge) else lib.run_doctor(b)
+
+
+def _stats(b: lib.AnyBridge) -> dict[str, Any]:
+    return b.stats() if isinstance(b, lib.RemoteBridge) else lib.compute_stats(b)
+
+
+@app.command()
+def serve(
+    stdio: Annotated[bool, typer.Option("--stdio", help="Speak the line protocol on stdin "
+                                        "and stdout (how SSH runs it).")] = False,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="Serve only this bridge directory (for a locked-down key); by default "
+        "the client names it.")] = None,
+    idle_timeout: Annotated[float, typer.Option(
+        "--idle-timeout", min=1.0, help="Exit after this many seconds without a line from "
+        "the client (clients ping every few seconds).")] = 60.0,
+) -> int:
+    """Serve a bridge on this host to a remote client (run by ssh; see docs/remote.md)."""
+    import logging
+
+    from bridge._serve import serve_stdio
+
+    if not stdio:
+        raise lib.InvalidInput("serve speaks only over stdin/stdout: give --stdio")
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(levelname)s bridge serve[%(process)d]: %(message)s")
+    return serve_stdio(directory, idle_timeout=idle_timeout)
+
+
+@app.command()
+def ping(
+    url: Annotated[str | None, typer.Argument(
+        metavar="[URL]", help="The bridge [default: --url, $BRIDGE_URL, --dir]")] = None,
+    count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000,
+                                       help="Round trips to time.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Connect to a bridge; report the round-trip time, the host's version and pause state."""
+    target = lib.parse_url(url) if url else state.url
+    b = open_bridge(create=False, url=target)
+    if isinstance(b, lib.RemoteBridge):
+        r = b.ping(count)
+        rtt = sorted(r.rtt_ms)
+        data: dict[str, Any] = {
+            "url": r.url, "remote": True, "version": r.server, "protocol": r.protocol,
+            "directory": r.directory, "connect_ms": round(r.connect_ms, 2),
+            "rtt_ms": {"min": round(rtt[0], 3), "median": round(rtt[len(rtt) // 2], 3),
+                       "max": round(rtt[-1], 3), "count": len(rtt)},
+            "paused": r.paused is not None, "pause": r.paused.to_dict() if r.paused else None}
+    else:
+        info = b.paused()
+        data = {"url": str(b.directory), "remote": False, "version": lib.__version__,
+                "protocol": None, "directory": str(b.directory), "connect_ms": None,
+                "rtt_ms": None, "paused": info is not None,
+                "pause": info.to_dict() if info else None}
+    if as_json:
+        print_json(data)
+        return
+    line = Text(f"{data['url']}: kami-bridge {data['version']}")
+    if data["remote"]:
+        t = data["rtt_ms"]
+        line.append(f" (protocol {data['protocol']}) at {data['directory']}; connected in "
+                    f"{data['connect_ms']:.0f} ms; round trip {t['median']:.2f} ms "
+                    f"(min {t['min']:.2f}, max {t['max']:.2f}, {t['count']} pings)")
+    else:
+        line.append(" (local)")
+    pause = data["pause"]
+    if pause is not None:
+        since = f" since {_short_time(pause['since'])}" if pause["since"] else ""
+        why = f": {pause['reason']}" if pause["reason"] else ""
+        line.append(f"; PAUSED by {pause['by'] or 'someone'}{since}{why}", style="bold yellow")
+    else:
+        line.append("; running", style="green")
+    out().print(line)
 
 
 # -- entry point -------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 """kami-bridge: agents on different machines talking through one append-only JSONL file.
 
-Importing this package does no I/O and pulls in no CLI or HTTP libraries; open a
-bridge explicitly::
+Importing this package does no I/O and pulls in no CLI, HTTP or SSH libraries; open a
+bridge explicitly, here or on another host::
 
-    from bridge import Bridge
+    from bridge import Bridge, connect
     with Bridge("~/.claude/kami-bridge", agent="kami") as b:
+        mid = b.send("deploy the site", to="kaylee").id
+    with connect("ssh://vps1/var/lib/kami-bridge", agent="kami") as b:
         mid = b.send("deploy the site", to="kaylee").id
 """
 
@@ -21,16 +23,26 @@ from ._bridge import (
 )
 from ._doctor import DoctorReport, Finding, run_doctor
 from ._errors import (
+    AuthenticationFailed,
     BridgeError,
     BridgeIOError,
     BridgeUnavailable,
     ConfigError,
+    ConnectionLost,
     DurabilityError,
+    HostKeyChanged,
+    HostKeyError,
+    HostUnreachable,
     InvalidInput,
     LockTimeout,
     NotFound,
+    ProtocolError,
+    ProtocolMismatch,
     RecordTooLarge,
+    RemoteError,
+    RemoteUnsupported,
     StateConflict,
+    UnknownHostKey,
     UnsupportedFilesystem,
 )
 from ._fold import Fold, FoldIssue, MessageState
@@ -38,8 +50,14 @@ from ._follow import Follower
 from ._ids import new_id
 from ._pause import PauseInfo
 from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
+from ._remote import PingResult, RemoteBridge
+from ._remote_follow import RemoteFollower
 from ._stats import compute_stats
 from ._time import parse_duration, parse_ts
+from ._url import BridgeURL, connect, parse_url
+
+AnyBridge = Bridge | RemoteBridge
+"""What :func:`connect` returns: a local or a remote bridge, with the same API."""
 
 __version__ = "0.1.0"
 
@@ -47,13 +65,17 @@ __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
     "LOG_NAME",
     "PROTOCOL_VERSION",
+    "AnyBridge",
+    "AuthenticationFailed",
     "BadLine",
     "Bridge",
     "BridgeError",
     "BridgeIOError",
     "BridgeStatus",
+    "BridgeURL",
     "BridgeUnavailable",
     "ConfigError",
+    "ConnectionLost",
     "DoctorReport",
     "DurabilityError",
     "Entry",
@@ -62,6 +84,9 @@ __all__ = [
     "FoldIssue",
     "Follower",
     "History",
+    "HostKeyChanged",
+    "HostKeyError",
+    "HostUnreachable",
     "InvalidInput",
     "LockTimeout",
     "Message",
@@ -69,16 +94,26 @@ __all__ = [
     "MessageView",
     "NotFound",
     "PauseInfo",
+    "PingResult",
+    "ProtocolError",
+    "ProtocolMismatch",
     "RecordTooLarge",
+    "RemoteBridge",
+    "RemoteError",
+    "RemoteFollower",
+    "RemoteUnsupported",
     "SendResult",
     "StateConflict",
+    "UnknownHostKey",
     "UnsupportedFilesystem",
     "__version__",
     "compute_stats",
+    "connect",
     "default_directory",
     "new_id",
     "parse_duration",
     "parse_meta",
     "parse_ts",
+    "parse_url",
     "run_doctor",
 ]

@@ -11,8 +11,18 @@
     ├── BridgeUnavailable (OSError)           exit 6   directory missing/unusable
     │   ├── UnsupportedFilesystem                      NFS, CIFS, FUSE/sshfs
     │   └── LockTimeout (TimeoutError)                 another process held the lock too long
-    └── BridgeIOError (OSError)               exit 7   a write or fsync failed
-        └── DurabilityError                            fsync failed: the record may not persist
+    ├── BridgeIOError (OSError)               exit 7   a write or fsync failed
+    │   └── DurabilityError                            fsync failed: the record may not persist
+    └── RemoteError (ConnectionError)         exit 8   a bridge reached over SSH
+        ├── HostUnreachable                   exit 8   DNS, refused, timed out
+        ├── ConnectionLost                    exit 8   dropped, or silent past the deadline
+        ├── ProtocolError                     exit 8   the remote side sent garbage
+        ├── HostKeyError                      exit 9   host key not verified by known_hosts
+        │   ├── UnknownHostKey                         no entry: never trusted on first use
+        │   └── HostKeyChanged                         a different key: reinstalled, or intercepted
+        ├── AuthenticationFailed              exit 10  the host refused every key offered
+        └── RemoteUnsupported                 exit 11  no toolkit on the host, or another version
+            └── ProtocolMismatch                       both sides speak different protocol versions
 
 Every class carries an ``exit_code``: the CLI maps any ``BridgeError`` to one
 line on stderr and that code (documented in docs/cli.md). Errors that subclass a
@@ -23,16 +33,26 @@ know the bridge.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationFailed",
     "BridgeError",
     "BridgeIOError",
     "BridgeUnavailable",
     "ConfigError",
+    "ConnectionLost",
     "DurabilityError",
+    "HostKeyChanged",
+    "HostKeyError",
+    "HostUnreachable",
     "InvalidInput",
     "LockTimeout",
     "NotFound",
+    "ProtocolError",
+    "ProtocolMismatch",
     "RecordTooLarge",
+    "RemoteError",
+    "RemoteUnsupported",
     "StateConflict",
+    "UnknownHostKey",
     "UnsupportedFilesystem",
 ]
 
@@ -112,3 +132,55 @@ class DurabilityError(BridgeIOError):
     After this the writer refuses further appends until it is reopened, because
     Linux may report a later fsync as successful although the data is gone.
     """
+
+
+class RemoteError(BridgeError, ConnectionError):
+    """A bridge reached over SSH could not be used; the message says what to do."""
+
+    exit_code = 8
+
+
+class HostUnreachable(RemoteError):
+    """The host could not be reached: name not resolved, connection refused or timed out."""
+
+
+class ConnectionLost(RemoteError):
+    """An established connection dropped, or the host stopped answering within the deadline.
+
+    A request that was in flight has an unknown outcome unless it was idempotent
+    (reads, pause/resume, sends with an idempotency key), which are retried.
+    """
+
+
+class ProtocolError(RemoteError):
+    """The remote side sent a line that is not the bridge line protocol; the link is reset."""
+
+
+class HostKeyError(RemoteError):
+    """The host's key could not be verified against known_hosts (never trusted on first use)."""
+
+    exit_code = 9
+
+
+class UnknownHostKey(HostKeyError):
+    """known_hosts has no key for the host."""
+
+
+class HostKeyChanged(HostKeyError):
+    """known_hosts has a different key for the host: reinstalled, or someone in between."""
+
+
+class AuthenticationFailed(RemoteError):
+    """The host refused every key offered (agent and key files)."""
+
+    exit_code = 10
+
+
+class RemoteUnsupported(RemoteError):
+    """The host has no kami-bridge toolkit where the remote command points, or an unusable one."""
+
+    exit_code = 11
+
+
+class ProtocolMismatch(RemoteUnsupported):
+    """The two sides share no version of the line protocol."""
