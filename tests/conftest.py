@@ -79,3 +79,7 @@ def cli(bridge_dir: Path, tmp_path: Path) -> CLI:
     home = tmp_path / "home"
     home.mkdir()
     return CLI(bridge_dir, home)
+
+
+# A real OpenSSH sshd on 127.0.0.1 (tests/sshd.py): `sshd` (shared) and `private_sshd`.
+from tests.sshd import private_sshd, sshd  # noqa: E402, F401
