@@ -118,6 +118,7 @@ class Session:
         self._banner_seen = threading.Event()
         self._dead = threading.Event()
         self._closing = False
+        self._established = False  # until then a failure is raised, not logged
         self._ping: int | None = None
         self._stderr_tail: deque[str] = deque(maxlen=5)
         self.client = open_client(target)
@@ -162,6 +163,7 @@ class Session:
                 f"{list(VERSIONS)}: install the same kami-bridge release on both sides")
         self.version = max(common)
         self.info = self.call("hello", {**hello, "version": self.version})
+        self._established = True
 
     def _startup_failure(self) -> RemoteError:
         """Why the remote command ended before (or instead of) speaking the protocol."""
@@ -391,7 +393,7 @@ class Session:
             pending, self._pending = self._pending, {}
             sinks = list(self._subs.values())
         self._dead.set()
-        if not self._closing:
+        if self._established and not self._closing:
             log.warning("%s", error)
         for p in pending.values():
             p.error = error

@@ -109,10 +109,16 @@ class SSHD:
         return pids
 
     def home(self, home: Path) -> dict[str, str]:
-        """Write ~/.ssh as a user would have it in ``home``; the env for a CLI subprocess."""
+        """Write ~/.ssh as a user would have it in ``home``: a Host alias in ~/.ssh/config,
+        the key as ~/.ssh/id_ed25519, the host in ~/.ssh/known_hosts. Returns the env for
+        a CLI subprocess."""
         ssh = home / ".ssh"
         ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
-        (ssh / "config").write_text(self.ssh_config.read_text())
+        (ssh / "config").write_text(
+            f"Host {ALIAS}\n    HostName 127.0.0.1\n    Port {self.port}\n    User {self.user}\n")
+        key = ssh / "id_ed25519"
+        key.write_bytes(self.client_key.read_bytes())
+        key.chmod(0o600)
         (ssh / "known_hosts").write_text(self.known_hosts.read_text())
         return {"HOME": str(home), "BRIDGE_REMOTE_COMMAND": BRIDGE_COMMAND}
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from bridge import Bridge
+from bridge import Bridge, Entry
 from bridge._wire import MAX_LINE, LineSplitter, Oversized, request_id_of
 from tests.conftest import BIN
 from tests.helpers import wait_for
@@ -89,6 +89,12 @@ class Raw:
                     pass
 
 
+def _contents(directory: Path) -> list[str]:
+    with Bridge(directory) as local:
+        return [e.record["content"] for e in local.entries()
+                if isinstance(e, Entry) and e.record.get("t") == "msg"]
+
+
 @pytest.fixture
 def servers():
     """Starts ``bridge serve`` processes; each is killed by its PID and its pipes closed."""
@@ -154,9 +160,7 @@ def test_malformed_requests_get_an_error_reply_and_serving_goes_on(raw: Raw, bri
         "type": "NotFound", "exit": 3, "message": f"no message nope in {bridge_dir}/messages.jsonl"}
     # Still serving, and nothing was appended by any of it.
     assert raw.call(12, "send", content="fine")["ok"][0].startswith("tester-")
-    with Bridge(bridge_dir) as local:
-        assert [e.record.get("content") for e in local.entries() if e.record.get("t") == "msg"
-                ] == ["fine"]
+    assert _contents(bridge_dir) == ["fine"]
     assert raw.close() == 0
     log = raw.stderr()
     assert "malformed request" in log
@@ -187,9 +191,7 @@ def test_send_many_refuses_the_rest_of_a_batch_after_a_bad_item(raw: Raw, bridge
     assert len(second["err"]["partial"]) == 1
     third = raw.call(3, "send_many", items=[{"content": "d"}], base=4, batch="B")
     assert "skipped" in third["err"]["message"]
-    with Bridge(bridge_dir) as local:
-        assert [e.record["content"] for e in local.entries() if e.record.get("t") == "msg"
-                ] == ["a", "b", "c"]
+    assert _contents(bridge_dir) == ["a", "b", "c"]
 
 
 def test_follow_pushes_only_while_the_client_has_credit(raw: Raw, bridge_dir: Path) -> None:
@@ -267,7 +269,7 @@ def test_a_pinned_directory_is_the_only_one_served(servers, tmp_path: Path) -> N
     server.close()
 
 
-def test_serve_needs_stdio(cli) -> None:  # type: ignore[no-untyped-def]
+def test_serve_needs_stdio(cli) -> None:
     result = cli.run("serve")
     assert result.returncode == 5
     assert "--stdio" in result.stderr
