@@ -230,6 +230,12 @@ class RemoteBridge:
                 return self._current
             raise AssertionError("unreachable")  # pragma: no cover - the delays never end
 
+    @property
+    def connected(self) -> bool:
+        """Whether the current connection is up (the next call reconnects if not)."""
+        current = self._current
+        return current is not None and current.alive
+
     def _call(self, op: str, args: dict[str, Any] | None = None, *, retry: bool = False) -> Any:
         while True:
             session = self.session()

@@ -292,6 +292,11 @@ class Session:
                     for line in splitter.feed(data):
                         self._dispatch(line)
                 elif chan.eof_received or chan.closed:
+                    # sshd may send EOF before the exit status; wait for it a moment (it
+                    # says why a command ended: 127 is "no such command").
+                    deadline = now + 1.0
+                    while not chan.exit_status_ready() and time.monotonic() < deadline:
+                        time.sleep(0.005)
                     while chan.recv_stderr_ready():
                         self._relay_stderr(chan.recv_stderr(1 << 16))
                     self._ended()

@@ -123,6 +123,8 @@ class SSHD:
         return {"HOME": str(home), "BRIDGE_REMOTE_COMMAND": BRIDGE_COMMAND}
 
     def stop(self) -> None:
+        # Found before the listener goes: its orphans would be reparented out of reach.
+        sessions = self.session_pids()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGCONT)
@@ -133,7 +135,7 @@ class SSHD:
                 self.proc.kill()
                 self.proc.wait(10)
         # Session processes of connections still open belong to this sshd: end them too.
-        for pid in self.session_pids():
+        for pid in sessions:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGTERM)
