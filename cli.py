@@ -663,11 +663,15 @@ def _choose_url(ctx: typer.Context, directory: Path | None, url: str | None
 
 
 def _doctor_report(b: lib.AnyBridge) -> lib.DoctorReport:
-    return b.doctor() if isinstance(b, lib.RemoteBridge) else lib.run_doctor(b)
+    if isinstance(b, lib.RemoteBridge | lib.SftpBridge):
+        return b.doctor()  # on the host, or on the fallback's copy
+    return lib.run_doctor(b)
 
 
 def _stats(b: lib.AnyBridge) -> dict[str, Any]:
-    return b.stats() if isinstance(b, lib.RemoteBridge) else lib.compute_stats(b)
+    if isinstance(b, lib.RemoteBridge | lib.SftpBridge):
+        return b.stats()
+    return lib.compute_stats(b)
 
 
 @app.command()

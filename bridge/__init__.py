@@ -52,6 +52,7 @@ from ._pause import PauseInfo
 from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
 from ._remote import PingResult, RemoteBridge
 from ._remote_follow import RemoteFollower
+from ._sftp import SftpBridge
 from ._stats import compute_stats
 from ._time import parse_duration, parse_ts
 from ._url import BridgeURL, connect, parse_url
@@ -103,6 +104,7 @@ __all__ = [
     "RemoteFollower",
     "RemoteUnsupported",
     "SendResult",
+    "SftpBridge",
     "StateConflict",
     "UnknownHostKey",
     "UnsupportedFilesystem",

@@ -142,6 +142,10 @@ def connect(url: str | os.PathLike[str] | BridgeURL | None = None, *, agent: str
             raise TypeError(f"connect() got unknown option(s): {', '.join(sorted(unknown))}")
         return Bridge(Path(parsed.path).expanduser() if parsed.path else None, agent=agent,
                       **local)
+    if parsed.transport == "sftp":
+        from ._sftp import SftpBridge
+
+        return SftpBridge(parsed, agent=agent, **options)
     from ._remote import RemoteBridge
 
     return RemoteBridge(parsed, agent=agent, **options)
