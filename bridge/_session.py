@@ -333,7 +333,7 @@ class Session:
                 raise ProtocolError(
                     f"{self.command!r} on {host} printed {bytes(line[:60])!r} instead of the "
                     "bridge protocol banner; does the account's shell startup print text? "
-                    "(see docs/remote.md, 'The service account')") from None
+                    "(docs/remote.md §2)") from None
             raise ProtocolError(f"{host} sent a line that is not JSON "
                                 f"({bytes(line[:40])!r}...); connection reset") from None
         if not isinstance(msg, dict):
