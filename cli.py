@@ -94,7 +94,7 @@ def open_bridge(*, agent: str | None = None, create: bool = True,
                         lock_timeout=CLI_LOCK_TIMEOUT)
     else:
         b = lib.Bridge(
-            Path(url.path) if url is not None and url.path else state.directory,
+            Path(url.path).expanduser() if url is not None and url.path else state.directory,
             agent=agent or default_agent(),
             durability=durability,  # type: ignore[arg-type]
             group=os.environ.get("BRIDGE_GROUP") or None,

@@ -14,6 +14,7 @@ targets (from the issues) were met in this run.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import shutil
@@ -461,10 +462,183 @@ def rss_kib(pid: int, key: str = "VmRSS") -> int:
     return 0
 
 
+# -- 5. the bridge over SSH (a real sshd on 127.0.0.1) ---------------------------------------
+
+REMOTE_FOLLOWER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[4])
+    import bridge
+    b = bridge.connect(sys.argv[1], agent="follower", ssh_config=sys.argv[3],
+                       remote_command=sys.argv[5])
+    f = b.follow(sys.argv[6] or None, start="end")
+    out = open(sys.argv[2], "w")
+    print("ready", flush=True)
+    def handle(entry):
+        now = time.time()
+        rec = entry.record
+        if rec.get("t") == "msg":
+            out.write(f"{rec['content']} {now!r}\\n")
+            out.flush()
+    f.run(handle, max_records=int(sys.argv[7]))
+    out.close()
+    b.close()
+""")
+
+
+def bench_remote(quick: bool) -> None:
+    """Remote send round trip, a stream of sends, append → remote callback, reconnect."""
+    import signal
+    import socket
+    import threading
+
+    import paramiko
+
+    import bridge
+    from tests.sshd import BRIDGE_COMMAND, start_sshd
+
+    # The drops below are deliberate: their warnings would only clutter the table.
+    logging.getLogger("bridge.remote").setLevel(logging.ERROR)
+    server = start_sshd(fresh("sshd"))
+    try:
+        url = server.url(fresh("remote-bridge"))
+        d = Path(url.split("bridgehost", 1)[1])
+        opts: dict[str, Any] = {"ssh_config": server.ssh_config, "remote_command": BRIDGE_COMMAND}
+        remote = bridge.RemoteBridge(url, agent="bench", **opts)
+        local = Bridge(d, agent="bench")
+        remote.send("warm-up")
+
+        # Round trip of one send() (durability always: fdatasync on the host), interleaved
+        # with the same call on the local bridge, and with the seed's way over SSH: one
+        # exec channel per append, `flock LOCK sh -c 'cat >> LOG'`.
+        n = 300 if quick else 2000
+        client = paramiko.SSHClient()
+        client.load_system_host_keys(str(server.known_hosts))
+        client.connect("127.0.0.1", port=server.port, username=server.user,
+                       key_filename=str(server.client_key), look_for_keys=False,
+                       allow_agent=False)
+        transport = client.get_transport()
+        assert transport is not None
+        transport.sock.setsockopt(  # type: ignore[union-attr]
+            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        seed_cmd = f"flock {d}/bridge.lock sh -c 'cat >> {d}/seed.jsonl'"
+        rtt: list[float] = []
+        rtt_local: list[float] = []
+        rtt_seed: list[float] = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            remote.send(CONTENT, to="sink")
+            rtt.append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            local.send(CONTENT, to="sink")
+            rtt_local.append((time.perf_counter() - t0) * 1e3)
+            if i % 10 == 0:
+                t0 = time.perf_counter()
+                chan = transport.open_session()
+                chan.exec_command(seed_cmd)
+                chan.sendall(LINE)
+                chan.shutdown_write()
+                chan.recv_exit_status()
+                chan.close()
+                rtt_seed.append((time.perf_counter() - t0) * 1e3)
+        client.close()
+        p50, p99 = pct(rtt, 50), pct(rtt, 99)
+        ROWS.append(Row("remote send() round trip (ssh://, loopback sshd, durability always)",
+                        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+                        f"local send() p50 {pct(rtt_local, 50):.2f} ms", "", "p50 ≤ 10 ms",
+                        p50 <= 10, {"n": n, "rtt_ms": rtt[:50]}))
+        ROWS.append(Row("", "", f"seed-style: one ssh exec + flock + cat per append: p50 "
+                        f"{pct(rtt_seed, 50):.1f} ms", f"{pct(rtt_seed, 50) / p50:.0f}× slower",
+                        "", None, {"n": len(rtt_seed)}))
+
+        # A stream of sends over the one channel: send_many, chunks pipelined.
+        m = 5000 if quick else 20000
+        rates, local_rates = [], []
+        for _ in range(2 if quick else 3):
+            t0 = time.perf_counter()
+            list(remote.send_many({"content": CONTENT, "to": "sink"} for _ in range(m)))
+            rates.append(rate(m, time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            list(local.send_many({"content": CONTENT, "to": "sink"} for _ in range(m)))
+            local_rates.append(rate(m, time.perf_counter() - t0))
+        r, lr = statistics.median(rates), statistics.median(local_rates)
+        ROWS.append(Row("a stream of sends over one channel (send_many)", fmt_rate(r),
+                        f"local send_many {fmt_rate(lr)}", f"{r / lr:.2f}×", "≥ 5,000/s",
+                        r >= 5000, {"rounds": rates, "local": local_rates, "n": m}))
+
+        # Remote append → callback of a follower in another process, also remote.
+        k = 200 if quick else 1000
+        log = d.parent / "received.txt"
+        proc = subprocess.Popen([sys.executable, "-c", REMOTE_FOLLOWER, url, str(log),
+                                 str(server.ssh_config), str(ROOT), BRIDGE_COMMAND, "", str(k)],
+                                stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(0.3)
+        called, returned = {}, {}
+        for i in range(k):
+            called[str(i)] = time.time()
+            remote.send(str(i))
+            returned[str(i)] = time.time()
+            time.sleep(0.004)
+        proc.wait(timeout=120)
+        proc.stdout.close()
+        lat_call, lat_ret = [], []
+        for line in log.read_text().splitlines():
+            key, when = line.split()
+            lat_call.append((float(when) - called[key]) * 1e3)
+            lat_ret.append(max(0.0, float(when) - returned[key]) * 1e3)
+        c50, c99 = pct(lat_call, 50), pct(lat_call, 99)
+        ROWS.append(Row("remote send() call → callback of a remote follower (another process)",
+                        f"p50 {c50:.2f} ms, p99 {c99:.2f} ms", "seed: 30 s poll",
+                        f"{30_000 / max(c50, 0.01):,.0f}× sooner", "p50 ≤ 20 ms, p99 ≤ 100 ms",
+                        c50 <= 20 and c99 <= 100, {"n": len(lat_call)}))
+        ROWS.append(Row("", f"from send() return: p50 {pct(lat_ret, 50):.2f} ms, p99 "
+                        f"{pct(lat_ret, 99):.2f} ms", "", "", "", None))
+
+        # Reconnect and resume: kill the sshd session process of an idle follower, append
+        # at once, time until its handler has the record.
+        follower_bridge = bridge.RemoteBridge(url, agent="kaylee", **opts)
+        got: list[float] = []
+        follower = follower_bridge.follow("kaylee", start="end")
+        worker = threading.Thread(target=lambda: follower.run(
+            lambda e: got.append(time.perf_counter()) if e.kind == "msg" else None),
+            daemon=True)
+        worker.start()
+        times = []
+        for _ in range(3 if quick else 7):
+            # Every sshd session process: the sender's connection is dropped too and
+            # reconnects on its next call; what is timed is the follower's resume.
+            sessions = [p for p in server.session_pids()
+                        if Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"sshd:")]
+            seen = len(got)
+            t0 = time.perf_counter()
+            for pid in sessions:
+                os.kill(pid, signal.SIGKILL)
+            local.send("after the drop")
+            deadline = time.monotonic() + 30
+            while len(got) == seen and time.monotonic() < deadline:
+                time.sleep(0.001)
+            times.append(got[-1] - t0 if len(got) > seen else float("inf"))
+            time.sleep(0.3)
+        follower.stop()
+        worker.join(10)
+        follower.close()
+        follower_bridge.close()
+        med, worst = statistics.median(times), max(times)
+        ROWS.append(Row("reconnect and resume after a dropped connection (session killed)",
+                        f"median {med * 1e3:.0f} ms, max {worst * 1e3:.0f} ms",
+                        f"connect from scratch {remote.connect_ms:.0f} ms", "", "≤ 1 s",
+                        worst <= 1.0, {"runs_s": times}))
+        remote.close()
+        local.close()
+    finally:
+        server.stop()
+
+
 # -- report --------------------------------------------------------------------------------
 
 BENCHES = {"append": bench_append, "concurrent": bench_concurrent, "latency": bench_latency,
-           "fold": bench_fold, "big": bench_big}
+           "fold": bench_fold, "big": bench_big, "remote": bench_remote}
 
 
 def machine() -> str:

@@ -287,6 +287,11 @@ def open_client(target: SSHTarget) -> paramiko.SSHClient:
     """
     import paramiko
 
+    quiet = logging.getLogger("paramiko")
+    if not quiet.handlers:
+        # Its transport thread logs socket errors that the caller gets as one clear
+        # error anyway; without any handler Python would print them on stderr too.
+        quiet.addHandler(logging.NullHandler())
     client = paramiko.SSHClient()
     files = [f for f in target.known_hosts if f.is_file()]
     allow_agent = not target.identities_only or not target.identity_files
