@@ -231,6 +231,11 @@ class RemoteBridge:
             raise AssertionError("unreachable")  # pragma: no cover - the delays never end
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed.is_set()
+
+    @property
     def connected(self) -> bool:
         """Whether the current connection is up (the next call reconnects if not)."""
         current = self._current

@@ -146,7 +146,9 @@ class RemoteFollower:
         if item is _WAKE:
             return
         if isinstance(item, Lost):
-            if self._session is not None and item.error is self._session.error:
+            if self.bridge.closed:
+                self._stop.set()  # the bridge was closed on purpose: stop, as if told to
+            elif self._session is not None and item.error is self._session.error:
                 self._resubscribe(item.error)
             return
         if item.get("sub") != self._sub:

@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from ._bridge import Bridge, SendResult, default_directory
+from ._bridge import DEFAULT_MAX_RECORD_BYTES, Bridge, SendResult, default_directory
 from ._doctor import run_doctor
 from ._errors import BridgeError, BridgeUnavailable, InvalidInput, ProtocolMismatch
 from ._follow import Follower, read_epoch
@@ -338,7 +338,8 @@ class Server:
             raise InvalidInput("durability must be always, batch or none")
         kwargs: dict[str, Any] = {}
         if max_record_bytes is not None:
-            kwargs["max_record_bytes"] = int(max_record_bytes)
+            # A client may lower the host's limit, never raise it.
+            kwargs["max_record_bytes"] = min(int(max_record_bytes), DEFAULT_MAX_RECORD_BYTES)
         self.bridge = Bridge(directory, agent=agent, durability=durability,  # type: ignore[arg-type]
                              group=group, create=bool(create),
                              lock_timeout=SERVE_LOCK_TIMEOUT if lock_timeout is None

@@ -327,3 +327,17 @@ def test_url_and_dir_options(both: Both, bridge_dir: Path, tmp_path: Path) -> No
     assert both.local("--dir", str(bridge_dir), "status", env=env).returncode == 0
     bad = both.local("--url", "ftp://host/x", "status")
     assert bad.returncode == 5 and "unsupported scheme" in bad.stderr
+
+
+def test_closing_the_bridge_stops_a_waiting_follower_quietly(sshd: SSHD, bridge_dir: Path,
+                                                             caplog: pytest.LogCaptureFixture
+                                                             ) -> None:
+    b = connect(sshd, bridge_dir)
+    follower = b.follow(start="end")
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(follower.wait()), daemon=True)
+    worker.start()
+    b.close()
+    worker.join(10)
+    assert outcome == [[]] and follower.stopped
+    assert "resuming" not in caplog.text

@@ -291,3 +291,11 @@ def test_line_splitter_bounds_memory_and_finds_request_ids() -> None:
     assert out[1:] == [b"ok"]
     assert request_id_of(b'{"id": 42, "op": "se') == 42
     assert request_id_of(b'{"op": "send", "id": 42}') is None
+
+
+def test_a_client_may_lower_the_record_limit_but_not_raise_it(servers, tmp_path: Path) -> None:
+    high = servers().call(0, "hello", version=1, dir=str(tmp_path / "a"),
+                          max_record_bytes=64 << 20)
+    assert high["ok"]["max_record_bytes"] == 1 << 20
+    low = servers().call(0, "hello", version=1, dir=str(tmp_path / "b"), max_record_bytes=500)
+    assert low["ok"]["max_record_bytes"] == 500
