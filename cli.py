@@ -706,39 +706,23 @@ def ping(
     as_json: JsonOption = False,
 ) -> None:
     """Connect to a bridge; report the round-trip time, the host's version and pause state."""
-    target = lib.parse_url(url) if url else state.url
-    b = open_bridge(create=False, url=target)
-    if isinstance(b, lib.RemoteBridge):
-        r = b.ping(count)
-        rtt = sorted(r.rtt_ms)
-        data: dict[str, Any] = {
-            "url": r.url, "remote": True, "version": r.server, "protocol": r.protocol,
-            "directory": r.directory, "connect_ms": round(r.connect_ms, 2),
-            "rtt_ms": {"min": round(rtt[0], 3), "median": round(rtt[len(rtt) // 2], 3),
-                       "max": round(rtt[-1], 3), "count": len(rtt)},
-            "paused": r.paused is not None, "pause": r.paused.to_dict() if r.paused else None}
-    else:
-        info = b.paused()
-        data = {"url": str(b.directory), "remote": False, "version": lib.__version__,
-                "protocol": None, "directory": str(b.directory), "connect_ms": None,
-                "rtt_ms": None, "paused": info is not None,
-                "pause": info.to_dict() if info else None}
+    r = lib.ping(open_bridge(create=False, url=lib.parse_url(url) if url else state.url), count)
     if as_json:
-        print_json(data)
+        print_json(r.to_dict())
         return
-    line = Text(f"{data['url']}: kami-bridge {data['version']}")
-    if data["remote"]:
-        t = data["rtt_ms"]
-        line.append(f" (protocol {data['protocol']}) at {data['directory']}; connected in "
-                    f"{data['connect_ms']:.0f} ms; round trip {t['median']:.2f} ms "
+    line = Text(f"{r.url}: kami-bridge {r.server}")
+    if r.remote:
+        t = r.to_dict()["rtt_ms"]
+        line.append(f" (protocol {r.protocol}) at {r.directory}; connected in "
+                    f"{r.connect_ms:.0f} ms; round trip {t['median']:.2f} ms "
                     f"(min {t['min']:.2f}, max {t['max']:.2f}, {t['count']} pings)")
     else:
         line.append(" (local)")
-    pause = data["pause"]
-    if pause is not None:
-        since = f" since {_short_time(pause['since'])}" if pause["since"] else ""
-        why = f": {pause['reason']}" if pause["reason"] else ""
-        line.append(f"; PAUSED by {pause['by'] or 'someone'}{since}{why}", style="bold yellow")
+    if r.paused is not None:
+        p = r.paused
+        since = f" since {_short_time(p.since)}" if p.since else ""
+        why = f": {p.reason}" if p.reason else ""
+        line.append(f"; PAUSED by {p.by or 'someone'}{since}{why}", style="bold yellow")
     else:
         line.append("; running", style="green")
     out().print(line)

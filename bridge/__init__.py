@@ -50,7 +50,7 @@ from ._follow import Follower
 from ._ids import new_id
 from ._pause import PauseInfo
 from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
-from ._remote import PingResult, RemoteBridge
+from ._remote import PingResult, RemoteBridge, ping
 from ._remote_follow import RemoteFollower
 from ._sftp import SftpBridge
 from ._stats import compute_stats
@@ -117,5 +117,6 @@ __all__ = [
     "parse_meta",
     "parse_ts",
     "parse_url",
+    "ping",
     "run_doctor",
 ]

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from ._bridge import LOG_NAME, BridgeStatus, History, MessageView, SendResult
+from ._bridge import LOG_NAME, Bridge, BridgeStatus, History, MessageView, SendResult
 from ._errors import (
     AuthenticationFailed,
     ConnectionLost,
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from ._doctor import DoctorReport
     from ._remote_follow import RemoteFollower
 
-__all__ = ["DEFAULT_RECONNECT_TIMEOUT", "PingResult", "RemoteBridge", "backoff_delays"]
+__all__ = ["DEFAULT_RECONNECT_TIMEOUT", "PingResult", "RemoteBridge", "backoff_delays", "ping"]
 
 DEFAULT_RECONNECT_TIMEOUT = 30.0
 """How long a call keeps reconnecting to a host that went away before it gives up."""
@@ -86,15 +86,42 @@ def backoff_delays() -> Iterator[float]:
 
 @dataclass(frozen=True)
 class PingResult:
-    """What ``bridge ping`` reports."""
+    """What ``bridge ping`` reports (for a local bridge: no connection, no round trips)."""
 
     url: str
-    connect_ms: float
+    connect_ms: float | None
     rtt_ms: list[float]
-    protocol: int
+    protocol: int | None
     server: str
     directory: str
     paused: PauseInfo | None
+
+    @property
+    def remote(self) -> bool:
+        return self.protocol is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        rtt = sorted(self.rtt_ms)
+        return {
+            "url": self.url, "remote": self.remote, "version": self.server,
+            "protocol": self.protocol, "directory": self.directory,
+            "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 2),
+            "rtt_ms": {"min": round(rtt[0], 3), "median": round(rtt[len(rtt) // 2], 3),
+                       "max": round(rtt[-1], 3), "count": len(rtt)} if rtt else None,
+            "paused": self.paused is not None,
+            "pause": self.paused.to_dict() if self.paused else None,
+        }  # fmt: skip
+
+
+def ping(b: Bridge | RemoteBridge, rounds: int = 5) -> PingResult:
+    """``bridge ping``: a remote bridge's round trips and version; a local one's version.
+
+    Both report the pause state.
+    """
+    if isinstance(b, RemoteBridge):
+        return b.ping(rounds)
+    return PingResult(str(b.directory), None, [], None, _version(), str(b.directory),
+                      b.paused())
 
 
 def _send_result(obj: list[Any]) -> SendResult:

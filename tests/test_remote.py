@@ -20,7 +20,7 @@ import pytest
 
 import bridge
 from bridge import Bridge, BridgeUnavailable, Entry, InvalidInput, RemoteBridge
-from tests.conftest import CLI
+from tests.conftest import CLI, require_tool
 from tests.helpers import wait_for
 from tests.sshd import BRIDGE_COMMAND, SSHD, running_sshd
 
@@ -312,7 +312,7 @@ def test_a_locked_down_key_serves_only_its_bridge(tmp_path: Path) -> None:
         with pytest.raises(BridgeUnavailable, match="may open only"):
             connect(server, tmp_path / "elsewhere")
         shell = subprocess.run(
-            ["ssh", "-F", str(server.ssh_config), "bridgehost", "cat /etc/hostname"],
+            [require_tool("ssh"), "-F", str(server.ssh_config), "bridgehost", "cat /etc/hostname"],
             capture_output=True, timeout=30, check=False, input=b"")
         assert b"kami-bridge" in shell.stdout  # the banner, not a shell
 
@@ -327,6 +327,10 @@ def test_url_and_dir_options(both: Both, bridge_dir: Path, tmp_path: Path) -> No
     assert both.local("--dir", str(bridge_dir), "status", env=env).returncode == 0
     bad = both.local("--url", "ftp://host/x", "status")
     assert bad.returncode == 5 and "unsupported scheme" in bad.stderr
+    local_ping = orjson.loads(both.local("ping", "--json").stdout)
+    assert local_ping["remote"] is False and local_ping["rtt_ms"] is None
+    expected = f"{bridge_dir}: kami-bridge {bridge.__version__} (local); running"
+    assert both.local("ping").stdout.strip() == expected
 
 
 def test_closing_the_bridge_stops_a_waiting_follower_quietly(sshd: SSHD, bridge_dir: Path,
