@@ -42,7 +42,7 @@ from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session
 from ._ssh import SSHTarget, resolve_target
 from ._url import BridgeURL, parse_url
 from ._wire import (
-    MAX_LINE,
+    MAX_REQUEST,
     doctor_from_wire,
     entry_from_wire,
     frame,
@@ -201,7 +201,7 @@ class RemoteBridge:
         self.log_path = self.directory / LOG_NAME
         self.filesystem: str | None = info.get("filesystem")
         self.max_record_bytes: int = info.get("max_record_bytes") or (1 << 20)
-        self._max_line: int = info.get("max_line") or MAX_LINE
+        self._max_line: int = info.get("max_line") or MAX_REQUEST
 
     # -- connection ------------------------------------------------------------------------
 

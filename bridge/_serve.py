@@ -42,8 +42,10 @@ from ._scan import iter_lines_reverse, line_start_before
 from ._stats import compute_stats
 from ._wire import (
     BANNER_EVENT,
-    MAX_LINE,
+    MAX_REPLY,
+    MAX_REQUEST,
     PROTOCOL_NAME,
+    PUSH_BYTES,
     VERSIONS,
     LineSplitter,
     Oversized,
@@ -85,7 +87,10 @@ class _Output:
         self.broken = threading.Event()
 
     def send(self, obj: Any) -> bool:
-        data = memoryview(frame(obj))
+        return self.send_raw(frame(obj))
+
+    def send_raw(self, line: bytes) -> bool:
+        data = memoryview(line)
         with self._lock:
             if self.broken.is_set():
                 return False
@@ -127,6 +132,32 @@ class _Subscription:
         self.out.send({"ev": "bad", "sub": self.sub,
                        "items": [[bad.offset, bad.end, bad.reason, bad.line_no]]})
 
+    def _push(self, entries: list[Entry]) -> bool:
+        """Send ``entries`` as ``recs`` events of at most PUSH_BYTES each (False: stdout broke).
+
+        A record too large for any line of the protocol is reported as a bad line,
+        so that the client skips it instead of resetting the connection over it forever.
+        """
+        head = b'{"ev":"recs","sub":%d,"items":[' % self.sub
+        batch: list[bytes] = []
+        size = 0
+        for entry in entries:
+            item = orjson.dumps(entry_to_wire(entry))
+            if len(item) + len(head) + 4 > MAX_REPLY:
+                if batch and not self.out.send_raw(head + b",".join(batch) + b"]}\n"):
+                    return False
+                batch, size = [], 0
+                self.on_bad_line(BadLine(entry.offset, entry.end, f"a record of {len(item)} "
+                                         "bytes is too large for the line protocol"))
+                continue
+            if batch and size + len(item) > PUSH_BYTES:
+                if not self.out.send_raw(head + b",".join(batch) + b"]}\n"):
+                    return False
+                batch, size = [], 0
+            batch.append(item)
+            size += len(item) + 1
+        return not batch or self.out.send_raw(head + b",".join(batch) + b"]}\n")
+
     def _run(self) -> None:
         epoch = self.follower.epoch
         try:
@@ -149,8 +180,7 @@ class _Subscription:
                     except FileNotFoundError:
                         ino = None
                     self.out.send({"ev": "file", "sub": self.sub, "epoch": epoch, "inode": ino})
-                if not self.out.send({"ev": "recs", "sub": self.sub,
-                                      "items": [entry_to_wire(e) for e in entries]}):
+                if not self._push(entries):
                     return
                 with self._cond:
                     self.credit -= len(entries)
@@ -212,7 +242,7 @@ class Server:
         return 0
 
     def _read_loop(self) -> None:
-        splitter = LineSplitter(MAX_LINE)
+        splitter = LineSplitter(MAX_REQUEST)
         last = time.monotonic()
         while not self.out.broken.is_set():
             ready, _, _ = select.select([self.in_fd], [], [], 1.0)
@@ -233,9 +263,9 @@ class Server:
 
     def _accept(self, line: bytes) -> None:
         if isinstance(line, Oversized):
-            log.warning("refused a request of %d bytes (limit %d)", line.size, MAX_LINE)
+            log.warning("refused a request of %d bytes (limit %d)", line.size, MAX_REQUEST)
             self._reply_error(request_id_of(line), InvalidInput(
-                f"request of {line.size} bytes refused: the limit is {MAX_LINE} bytes"))
+                f"request of {line.size} bytes refused: the limit is {MAX_REQUEST} bytes"))
             return
         try:
             req = orjson.loads(line)
@@ -299,8 +329,16 @@ class Server:
             log.exception("%s failed", op)
             self._reply_error(rid, exc)
             return
-        if rid is not None:
-            self.out.send({"id": rid, "ok": result})
+        if rid is None:
+            return
+        line = frame({"id": rid, "ok": result})
+        if len(line) > MAX_REPLY:
+            log.warning("%s: a reply of %d bytes is over the limit", op, len(line))
+            self._reply_error(rid, InvalidInput(
+                f"{op}: the answer is {len(line)} bytes, over the line protocol's {MAX_REPLY}-"
+                "byte limit for one reply"))
+            return
+        self.out.send_raw(line)
 
     def _reply_error(self, rid: int | None, exc: BaseException,
                      partial: list[Any] | None = None) -> None:
@@ -346,7 +384,7 @@ class Server:
                              else min(float(lock_timeout), SERVE_LOCK_TIMEOUT), **kwargs)
         log.info("serving %s for %s (client %s)", self.bridge.directory, agent, client or "?")
         return {"version": version, "server": __version__, "dir": str(self.bridge.directory),
-                "filesystem": self.bridge.filesystem, "max_line": MAX_LINE,
+                "filesystem": self.bridge.filesystem, "max_line": MAX_REQUEST,
                 "max_record_bytes": self.bridge.max_record_bytes}
 
     def _choose_directory(self, requested: str | None) -> Path:

@@ -40,7 +40,7 @@ from ._errors import (
 from ._ssh import SSHTarget, exec_channel, open_client
 from ._wire import (
     BANNER_EVENT,
-    MAX_LINE,
+    MAX_REPLY,
     PROTOCOL_NAME,
     VERSIONS,
     LineSplitter,
@@ -279,7 +279,7 @@ class Session:
 
     def _read_loop(self) -> None:
         chan = self.channel
-        splitter = LineSplitter(MAX_LINE)
+        splitter = LineSplitter(MAX_REPLY)
         try:
             while not self._closing:
                 select.select([chan], [], [], TICK)
@@ -325,7 +325,7 @@ class Session:
         host = self.target.hostname
         if isinstance(line, Oversized):
             raise ProtocolError(f"{host} sent a line of {line.size} bytes, over the "
-                                f"{MAX_LINE}-byte limit; connection reset")
+                                f"{MAX_REPLY}-byte limit; connection reset")
         try:
             msg = orjson.loads(line)
         except orjson.JSONDecodeError:

@@ -33,8 +33,10 @@ from ._records import Entry, Message
 
 __all__ = [
     "BANNER_EVENT",
-    "MAX_LINE",
+    "MAX_REPLY",
+    "MAX_REQUEST",
     "PROTOCOL_NAME",
+    "PUSH_BYTES",
     "VERSIONS",
     "WIRE_VERSION",
     "LineSplitter",
@@ -54,8 +56,16 @@ VERSIONS: Final = (1,)
 
 BANNER_EVENT: Final = "hello"
 
-MAX_LINE: Final = 8 << 20
-"""The longest line either side accepts (8 MiB: a 1 MiB record escaped, with room)."""
+MAX_REQUEST: Final = 8 << 20
+"""The longest line the server accepts from a client (8 MiB: a 1 MiB record escaped, with
+room). Clients are strangers: what they send is bounded tightly."""
+
+MAX_REPLY: Final = 256 << 20
+"""The longest line a client accepts from the server: a whole fold or a big inbox of a
+large bridge is one reply. The host is known (its key was verified), yet bounded too."""
+
+PUSH_BYTES: Final = 4 << 20
+"""A ``recs`` event carries records up to about this many bytes (and at most 500 of them)."""
 
 _ID_PREFIX = re.compile(rb'^\s*\{\s*"id"\s*:\s*(\d{1,18})\s*[,}]')
 
@@ -79,7 +89,7 @@ class LineSplitter:
     the rest of it is dropped as it arrives.
     """
 
-    def __init__(self, limit: int = MAX_LINE) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self._buf = bytearray()
         self._dropping: Oversized | None = None

@@ -7,6 +7,7 @@ import queue
 import select
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import orjson
 import pytest
 
 from bridge import Bridge, Entry
-from bridge._wire import MAX_LINE, LineSplitter, Oversized, request_id_of
+from bridge._wire import MAX_REQUEST, LineSplitter, Oversized, request_id_of
 from tests.conftest import BIN
 from tests.helpers import wait_for
 
@@ -169,12 +170,12 @@ def test_malformed_requests_get_an_error_reply_and_serving_goes_on(raw: Raw, bri
 
 def test_an_oversized_request_is_refused_without_being_held(raw: Raw, bridge_dir: Path) -> None:
     raw.hello(bridge_dir)
-    big = b'{"id": 3, "op": "send", "args": {"content": "' + b"x" * (MAX_LINE + 10) + b'"}}\n'
+    big = b'{"id": 3, "op": "send", "args": {"content": "' + b"x" * (MAX_REQUEST + 10) + b'"}}\n'
     raw.write(big)
     reply = raw.read()
     assert reply["id"] == 3
     assert reply["err"]["type"] == "InvalidInput"
-    assert f"limit is {MAX_LINE} bytes" in reply["err"]["message"]
+    assert f"limit is {MAX_REQUEST} bytes" in reply["err"]["message"]
     assert raw.call(4, "send", content="after")["ok"]
     assert raw.close() == 0
 
@@ -299,3 +300,56 @@ def test_a_client_may_lower_the_record_limit_but_not_raise_it(servers, tmp_path:
     assert high["ok"]["max_record_bytes"] == 1 << 20
     low = servers().call(0, "hello", version=1, dir=str(tmp_path / "b"), max_record_bytes=500)
     assert low["ok"]["max_record_bytes"] == 500
+
+
+def test_pushes_are_cut_to_size_and_an_unsendable_record_is_reported_not_retried(
+        bridge_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge import _serve
+    from bridge._follow import Follower
+
+    monkeypatch.setattr(_serve, "PUSH_BYTES", 3000)
+    monkeypatch.setattr(_serve, "MAX_REPLY", 10_000)
+    with Bridge(bridge_dir, agent="local") as local:
+        for size in (1000, 1000, 1000, 20_000, 1000):
+            local.send("x" * size)
+        read_fd, write_fd = os.pipe()
+        try:
+            follower = Follower(local, start="beginning", watch=False)
+            sub = _serve._Subscription(1, follower, _serve._Output(write_fd))
+            follower.on_bad_line = sub.on_bad_line
+            assert sub._push(follower.poll())
+            os.close(write_fd)
+            with os.fdopen(read_fd, "rb") as pipe:
+                events = [orjson.loads(line) for line in pipe]
+        finally:
+            follower.close()
+    sizes = [len(e["items"]) for e in events if e["ev"] == "recs"]
+    assert sizes == [3, 1, 1]  # header + 2 messages, 1, then the one after the big one
+    bad = [e for e in events if e["ev"] == "bad"]
+    assert len(bad) == 1 and "too large for the line protocol" in bad[0]["items"][0][2]
+
+
+def test_a_reply_over_the_limit_becomes_an_error_reply(bridge_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge import _serve
+
+    monkeypatch.setattr(_serve, "MAX_REPLY", 5000)
+    with Bridge(bridge_dir, agent="local") as local:
+        local.send("y" * 6000, to="claude")
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    server = _serve.Server(in_fd=in_r, out_fd=out_w)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for req in ({"id": 1, "op": "hello", "args": {"version": 1, "dir": str(bridge_dir)}},
+                {"id": 2, "op": "inbox", "args": {"agent": "claude"}},
+                {"id": 3, "op": "is_paused"}):
+        os.write(in_w, orjson.dumps(req) + b"\n")
+    os.close(in_w)
+    thread.join(10)
+    os.close(out_w)
+    with os.fdopen(out_r, "rb") as pipe:
+        replies = {r["id"]: r for r in map(orjson.loads, pipe) if "id" in r}
+    os.close(in_r)
+    assert "over the line protocol's 5000-byte limit" in replies[2]["err"]["message"]
+    assert replies[3]["ok"] is False  # and serving went on
