@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -39,6 +40,7 @@ from ._health import HealthServer
 from ._logging import get_logger
 from ._notify import notify as sd_notify
 from ._notify import watchdog_interval
+from ._peers import Alert, AlertSink, BridgeSink, PeerMonitor
 from ._redact import redact
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Agent"]
@@ -91,6 +93,8 @@ class Agent:
         self._signals = 0
         self._waiter: ChangeWaiter | None = None
         self.health: HealthServer | None = None
+        self.monitor: PeerMonitor | None = None
+        self._monitor_thread: threading.Thread | None = None
 
     # -- what subclasses implement ----------------------------------------------------------
 
@@ -110,6 +114,14 @@ class Agent:
     def health_fields(self) -> dict[str, Any]:
         """Extra fields for /health (no secrets, no message content)."""
         return {}
+
+    def alert_sinks(self) -> list[AlertSink]:
+        """Where peer alerts go: a bridge notification by default; agents add theirs."""
+        return [self._alert_to_bridge]
+
+    def _alert_to_bridge(self, alert: Alert) -> None:
+        if self.bridge is not None:
+            BridgeSink(self.bridge, to=self.config.peers.alert_to)(alert)
 
     def count_backlog(self) -> int | None:
         """Messages waiting for this agent, for /health; None when unknown."""
@@ -183,6 +195,8 @@ class Agent:
                 "degraded": self._degraded,
                 "lastError": self._last_error,
             }
+        if self.monitor is not None:
+            body["peers"] = {name: r.state for name, r in self.monitor.last.items()}
         body.update(self.health_fields())
         return body
 
@@ -271,6 +285,39 @@ class Agent:
                 break
         self._wake.clear()
 
+    def _start_monitor(self) -> None:
+        pc = self.config.peers
+        if not pc.peer:
+            return
+        state_file = pc.state_file
+        if state_file is None and os.environ.get("STATE_DIRECTORY"):
+            state_file = Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "peers.json"
+        self.monitor = PeerMonitor(
+            pc.peer, failures=pc.failures, timeout=pc.timeout, slow=pc.slow,
+            sinks=self.alert_sinks(), state_file=state_file,
+            on_sink_error=lambda sink, exc: self.log.error(
+                "alert.sink_failed", sink=type(sink).__name__, error=str(exc)))
+        self._monitor_thread = threading.Thread(target=self._monitor_loop, name="peers",
+                                                daemon=True)
+        self._monitor_thread.start()
+
+    def _monitor_loop(self) -> None:
+        # A thread of its own: a hanging peer (bounded by peers.timeout) must not
+        # delay the main loop or its watchdog pings.
+        monitor = self.monitor
+        if monitor is None:
+            return
+        previous: dict[str, str] = {}
+        while not self.stopping.is_set():
+            for result in monitor.check_all():
+                if previous.get(result.peer) != result.state:
+                    level = self.log.info if result.state in ("ok", "paused") else \
+                        self.log.warning
+                    level("peer.state", peer=result.peer, state=result.state,
+                          detail=result.detail)
+                    previous[result.peer] = result.state
+            self.stopping.wait(self.config.peers.interval)
+
     def run(self, *, once: bool = False, max_iterations: int | None = None) -> int:
         """Run until stopped; return the exit code.
 
@@ -292,6 +339,8 @@ class Agent:
             self.health.start()
             self.log.info("health.listening", url=self.health.address)
         self._try_open_bridge()
+        if not once:
+            self._start_monitor()
         retry_delay = 1.0
         next_retry = self.clock() + retry_delay
         watchdog = watchdog_interval()
@@ -365,9 +414,11 @@ class Agent:
 
     def _shutdown(self, exit_code: int, once: bool) -> int:
         if self._stop_requested:
-            self.stopping.set()
             self.notify("STOPPING=1")
             self.log.info("stopping")
+        self.stopping.set()  # the loop is over: background threads end too
+        if self._monitor_thread is not None:
+            self._monitor_thread.join(timeout=self.config.peers.timeout + 1)
         try:
             self.hand_back()
         except Exception as exc:

@@ -120,6 +120,8 @@ class PeersConfig:
     failures: int = 2
     timeout: float = duration(5.0)
     slow: float = duration(2.0)
+    alert_to: str | None = None
+    state_file: Path | None = None
     peer: tuple[PeerConfig, ...] = ()
 
     def validate(self) -> None:

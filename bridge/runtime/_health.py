@@ -140,7 +140,9 @@ class HealthServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving and close the socket (also for a server never started)."""
         if self._thread is not None:
+            self._server.shutdown()  # waits for serve_forever: only if it runs
             self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
