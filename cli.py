@@ -638,12 +638,16 @@ def health(
                     ] = "2s",
 ) -> int:
     """Check agents' /health once: ok, slow, paused, degraded or down. Exit 1 if any is
-    down or degraded. A bearer token, if needed, comes from $BRIDGE_HEALTH_TOKEN."""
+    down or degraded. A bearer token, if needed, comes from $BRIDGE_HEALTH_TOKEN (or the
+    systemd credential health-token), never from the command line."""
     import httpx
 
     from bridge.runtime._peers import check_peer
 
     token = os.environ.get("BRIDGE_HEALTH_TOKEN") or None
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if token is None and creds and Path(creds, "health-token").is_file():
+        token = Path(creds, "health-token").read_text().strip() or None
     limit, late = lib.parse_duration(timeout), lib.parse_duration(slow)
     for url in urls:
         if not url.startswith(("http://", "https://")):
