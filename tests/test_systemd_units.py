@@ -123,8 +123,8 @@ def sections(text: str) -> dict[str, str]:
     """A unit file's sections (comments dropped), each as its lines joined."""
     out: dict[str, list[str]] = {}
     current = ""
-    for line in text.splitlines():
-        line = line.strip()
+    for raw in text.splitlines():
+        line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("[") and line.endswith("]"):
