@@ -326,6 +326,10 @@ class Agent:
         """
         self._install_signals()
         if not once:
+            # The health thread needs the GIL to answer; with the default 5 ms switch
+            # interval a busy loop makes /health wait up to that long. 1 ms costs the
+            # loop little and keeps /health within a few milliseconds under load.
+            sys.setswitchinterval(0.001)
             hc = self.config.health
             try:
                 self.health = HealthServer(
