@@ -20,6 +20,16 @@ from ._config import (
 )
 from ._health import HealthServer
 from ._logging import AgentLogger, JsonFormatter, get_logger, setup_logging
+from ._models import (
+    BudgetExhausted,
+    Completion,
+    Ledger,
+    ModelError,
+    ModelRoute,
+    ModelRouter,
+    ModelsConfig,
+    ModelUnavailable,
+)
 from ._notify import notify, watchdog_interval
 from ._redact import redact, register_secret
 
@@ -29,10 +39,18 @@ __all__ = [
     "Agent",
     "AgentConfig",
     "AgentLogger",
+    "BudgetExhausted",
+    "Completion",
     "HealthConfig",
     "HealthServer",
     "JsonFormatter",
+    "Ledger",
     "LogConfig",
+    "ModelError",
+    "ModelRoute",
+    "ModelRouter",
+    "ModelUnavailable",
+    "ModelsConfig",
     "PeerConfig",
     "PeersConfig",
     "Secret",
