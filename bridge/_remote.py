@@ -524,6 +524,8 @@ class RemoteBridge:
         for raw in got["messages"]:
             state = MessageState(**raw)
             fold.messages[state.id] = state
+            if not state.terminal:
+                fold.open[state.id] = state
             if state.reply_to is not None:
                 fold.replies.setdefault(state.reply_to, []).append(state.id)
         return fold

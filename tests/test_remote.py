@@ -190,6 +190,9 @@ def test_library_calls_over_ssh(remote: RemoteBridge, bridge_dir: Path) -> None:
         assert local.raw_line(Entry(offset, local.log_path.stat().st_size, {})).startswith(
             b'{"v":1,"t":"custom"')
         assert remote.fold().counts(0) == local.fold().counts(0)
+        remote.send("open", to="kaylee")
+        assert [s.id for s in remote.fold().inbox("kaylee", 0)] == \
+            [s.id for s in local.fold().inbox("kaylee", 0)] != []
         assert remote.status().records == local.status().records
     with pytest.raises(InvalidInput):
         remote.send("x", to="Bad Name")
