@@ -650,6 +650,9 @@ def bench_remote(quick: bool) -> None:
         ROWS.append(Row("", "", f"seed-style: one ssh exec + flock + cat per append: p50 "
                         f"{pct(rtt_seed, 50):.1f} ms", f"{pct(rtt_seed, 50) / p50:.0f}× slower",
                         "", None, {"n": len(rtt_seed)}))
+        ROWS.append(Row("", f"one thread calling send() in a loop: "
+                        f"{fmt_rate(rate(n, sum(rtt) / 1e3))} (each waits for its reply)",
+                        "", "", "", None))
 
         # A stream of sends over the one channel: send_many, chunks pipelined.
         m = 5000 if quick else 20000
