@@ -307,6 +307,11 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - the thread's last word: the session ends
             self._fail(ConnectionLost(f"the connection to {self.target.hostname} broke: "
                                       f"{exc or type(exc).__name__}"))
+        finally:
+            # Closed by this thread, the one select()ing on it: the channel's wake-up pipe
+            # is released now rather than whenever the garbage collector finds the cycle.
+            with contextlib.suppress(Exception):
+                chan.close()
 
     def _ended(self) -> None:
         raise ConnectionLost(f"{self.target.hostname} closed the connection")
@@ -421,3 +426,7 @@ class Session:
             thread = getattr(self, name, None)
             if thread is not None and thread is not threading.current_thread():
                 thread.join(2)
+        reader = getattr(self, "_reader", None)
+        if channel is not None and (reader is None or not reader.is_alive()):
+            with contextlib.suppress(Exception):
+                channel.close()

@@ -346,7 +346,7 @@ class SftpBridge(Bridge):
     def write_remote(self, path: str, data: bytes) -> None:
         """Replace ``path`` atomically: a temporary file (0600), then posix-rename."""
         _, sftp = self._connection()
-        tmp = f"{path}.{os.getpid()}.tmp"
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             parent = str(PurePosixPath(path).parent)
             try:

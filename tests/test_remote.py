@@ -348,3 +348,23 @@ def test_closing_the_bridge_stops_a_waiting_follower_quietly(sshd: SSHD, bridge_
     worker.join(10)
     assert outcome == [[]] and follower.stopped
     assert "resuming" not in caplog.text
+
+
+def test_closed_connections_release_their_descriptors(sshd: SSHD, bridge_dir: Path) -> None:
+    import gc
+    import os
+
+    connect(sshd, bridge_dir).close()  # paramiko's one-time imports and caches
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    gc.disable()  # what is released must be released by close(), not by the collector
+    try:
+        for _ in range(5):
+            with connect(sshd, bridge_dir) as b:
+                b.send("x")
+                follower = b.follow(start="end")
+                follower.wait(0.05)
+                follower.close()
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
