@@ -38,7 +38,7 @@ from ._fold import Fold, MessageState
 from ._ids import validate_agent_name
 from ._pause import PauseInfo
 from ._records import Entry
-from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session
+from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session, clone
 from ._ssh import SSHTarget, resolve_target
 from ._url import BridgeURL, parse_url
 from ._wire import (
@@ -188,7 +188,7 @@ class RemoteBridge:
                        "durability": durability, "group": group, "lock_timeout": lock_timeout,
                        "max_record_bytes": max_record_bytes, "client": _version()}
         self._durability = durability
-        self._connect_lock = threading.Lock()
+        self._connecting = threading.Lock()
         self._closed = threading.Event()
         self._subs = itertools.count(1)
         self.reconnects = 0
@@ -224,28 +224,29 @@ class RemoteBridge:
         ``reconnect_timeout``; ``float("inf")``: until closed). ``cancel``: an
         event that, once set, makes the reconnecting stop and return None.
         """
-        with self._connect_lock:
-            current = self._current
-            if current is not None and current.alive:
-                return current
-            if self._closed.is_set():
-                raise ConnectionLost(f"{self.url} is closed")
-            limit = self.reconnect_timeout if reconnect_for is None else reconnect_for
-            give_up = time.monotonic() + limit
-            last: RemoteError | None = current.error if current is not None else None
-            for delay in backoff_delays():
-                if time.monotonic() + delay > give_up:
-                    raise last or ConnectionLost(f"cannot reach {self.url}")
-                resume_at = time.monotonic() + delay
-                while True:
-                    if self._closed.is_set():
-                        raise ConnectionLost(f"{self.url} is closed")
-                    if cancel is not None and cancel.is_set():
-                        return None
-                    left = resume_at - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._closed.wait(min(left, 0.1))
+        current = self._current
+        if current is not None and current.alive:
+            return current
+        limit = self.reconnect_timeout if reconnect_for is None else reconnect_for
+        give_up = time.monotonic() + limit
+        last: RemoteError | None = current.error if current is not None else None
+        for delay in backoff_delays():
+            if time.monotonic() + delay > give_up:
+                raise clone(last) if last is not None else ConnectionLost(
+                    f"cannot reach {self.url}")
+            if not self._pause(delay, cancel):
+                return None
+            # One thread connects at a time, and only while it tries: a follower that
+            # reconnects for ever never keeps other callers from their own deadline.
+            if not self._connecting.acquire(timeout=max(0.0, min(give_up - time.monotonic(),
+                                                                 1e6))):
+                continue
+            try:
+                current = self._current
+                if current is not None and current.alive:
+                    return current  # another thread reconnected meanwhile
+                if self._closed.is_set():
+                    raise ConnectionLost(f"{self.url} is closed")
                 try:
                     self._current = self._open()
                 except _PERMANENT:
@@ -255,7 +256,22 @@ class RemoteBridge:
                     continue
                 self.reconnects += 1
                 return self._current
-            raise AssertionError("unreachable")  # pragma: no cover - the delays never end
+            finally:
+                self._connecting.release()
+        raise AssertionError("unreachable")  # pragma: no cover - the delays never end
+
+    def _pause(self, delay: float, cancel: threading.Event | None) -> bool:
+        """Sleep ``delay`` seconds; False if ``cancel`` was set meanwhile, raises if closed."""
+        until = time.monotonic() + delay
+        while True:
+            if self._closed.is_set():
+                raise ConnectionLost(f"{self.url} is closed")
+            if cancel is not None and cancel.is_set():
+                return False
+            left = until - time.monotonic()
+            if left <= 0:
+                return True
+            self._closed.wait(min(left, 0.1))
 
     @property
     def closed(self) -> bool:
@@ -285,7 +301,7 @@ class RemoteBridge:
     def close(self) -> None:
         """Close the connection (the host's server exits); the object is unusable afterwards."""
         self._closed.set()
-        with self._connect_lock:
+        with self._connecting:
             if self._current is not None:
                 self._current.close()
 

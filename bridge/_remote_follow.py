@@ -95,7 +95,13 @@ class RemoteFollower:
         log.warning("follower: %s; resuming at offset %d", lost, self._resume_offset())
         while not self._stop.is_set():
             # Reconnects until it works or a permanent error (host key, login, toolkit).
-            session = self.bridge.session(reconnect_for=float("inf"), cancel=self._stop)
+            try:
+                session = self.bridge.session(reconnect_for=float("inf"), cancel=self._stop)
+            except ConnectionLost:
+                if self.bridge.closed:  # closed on purpose while reconnecting: stop quietly
+                    self._stop.set()
+                    return
+                raise
             if session is None:
                 return  # stopped while reconnecting
             try:

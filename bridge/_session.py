@@ -175,6 +175,8 @@ class Session:
             time.sleep(0.01)
         if self.channel.exit_status_ready():
             status = self.channel.recv_exit_status()
+            if status < 0:  # closed without one
+                status = None
         said = " / ".join(self._stderr_tail) or "nothing on stderr"
         host = self.target.hostname
         if status in (126, 127):

@@ -211,6 +211,9 @@ def test_backoff_is_capped_and_exponential() -> None:
 def test_a_call_gives_up_after_the_reconnect_timeout(private_sshd: SSHD, bridge_dir: Path
                                                      ) -> None:
     b = connect(private_sshd, bridge_dir, reconnect_timeout=1.0, connect_timeout=1.0)
+    # A follower reconnects for ever; that must not keep other calls from their deadline.
+    follower = b.follow(start="end")
+    threading.Thread(target=follower.wait, daemon=True).start()
     try:
         private_sshd.stop()  # the listener is gone: every reconnect is refused
         wait_for(lambda: not b.connected, timeout=10,
@@ -227,5 +230,7 @@ def test_a_call_gives_up_after_the_reconnect_timeout(private_sshd: SSHD, bridge_
         wait_for(lambda: outcome, timeout=10, what="the call to give up")
         assert isinstance(outcome[0], bridge.RemoteError)
         assert "refused" in str(outcome[0])
+        assert not follower.stopped  # still trying
     finally:
         b.close()
+    wait_for(lambda: follower.stopped, what="the follower to stop with the bridge")
