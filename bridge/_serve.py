@@ -20,6 +20,7 @@ same ``flock`` as every local writer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -70,6 +71,13 @@ SERVE_LOCK_TIMEOUT = 30.0
 
 PUSH_BATCH = 500
 """At most this many records per pushed ``recs`` event."""
+
+QUEUED_REQUESTS = 256
+"""Requests waiting for the worker; when full, stdin is not read, and SSH's flow control
+holds the client back instead of this process's memory growing."""
+
+MAX_SUBSCRIPTIONS = 64
+"""Follows one connection may hold (each is a thread and an inotify watch)."""
 
 _INLINE_OPS = frozenset({"ping", "credit"})
 
@@ -210,7 +218,7 @@ class Server:
         self.idle_timeout = idle_timeout
         self.bridge: Bridge | None = None
         self.subs: dict[int, _Subscription] = {}
-        self._work: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._work: queue.Queue[dict[str, Any] | None] = queue.Queue(QUEUED_REQUESTS)
         self._failed_batches: set[str] = set()
         self._after_reply: Callable[[], None] | None = None
         self._ops: dict[str, Callable[..., Any]] = {
@@ -229,7 +237,8 @@ class Server:
         try:
             self._read_loop()
         finally:
-            self._work.put(None)
+            with contextlib.suppress(queue.Full):  # a worker stuck with a full queue is a daemon
+                self._work.put(None, timeout=1)
             for sub in list(self.subs.values()):
                 sub.stop()
             # Let the request in hand finish (an append holds the lock for microseconds;
@@ -539,6 +548,8 @@ class Server:
         b = self._need()
         if not isinstance(sub, int) or sub in self.subs:
             raise InvalidInput(f"follow: subscription {sub!r} is taken")
+        if len(self.subs) >= MAX_SUBSCRIPTIONS:
+            raise InvalidInput(f"follow: at most {MAX_SUBSCRIPTIONS} follows per connection")
         if start not in ("beginning", "end") and not (isinstance(start, int) and start >= 0):
             raise InvalidInput("follow: start must be beginning, end or an offset")
         if resume is not None:

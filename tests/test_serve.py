@@ -353,3 +353,82 @@ def test_a_reply_over_the_limit_becomes_an_error_reply(bridge_dir: Path,
     os.close(in_r)
     assert "over the line protocol's 5000-byte limit" in replies[2]["err"]["message"]
     assert replies[3]["ok"] is False  # and serving went on
+
+
+class InProcess:
+    """A Server on two pipes in a thread; replies are collected by a second thread."""
+
+    def __init__(self) -> None:
+        from bridge import _serve
+
+        self.in_r, self.in_w = os.pipe()
+        self.out_r, out_w = os.pipe()
+        self.server = _serve.Server(in_fd=self.in_r, out_fd=out_w)
+        self.replies: list[dict[str, Any]] = []
+        self.thread = threading.Thread(target=self._serve, args=(out_w,), daemon=True)
+        self.thread.start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _serve(self, out_w: int) -> None:
+        self.server.run()
+        os.close(out_w)
+
+    def _read(self) -> None:
+        with os.fdopen(self.out_r, "rb") as pipe:
+            for line in pipe:
+                self.replies.append(orjson.loads(line))
+
+    def write(self, *requests: dict[str, Any]) -> None:
+        os.write(self.in_w, b"".join(orjson.dumps(r) + b"\n" for r in requests))
+
+    def close(self) -> None:
+        os.close(self.in_w)
+        self.thread.join(40)
+        self.reader.join(10)
+        os.close(self.in_r)
+
+
+def test_a_flooding_client_is_held_back_not_buffered(bridge_dir: Path) -> None:
+    from bridge._serve import QUEUED_REQUESTS
+
+    served = InProcess()
+    served.write({"id": 0, "op": "hello", "args": {"version": 1, "dir": str(bridge_dir)}})
+    wait_for(lambda: any(r.get("id") == 0 for r in served.replies), what="hello")
+    n = 3000
+    flood = b"".join(orjson.dumps({"id": i, "op": "send", "args": {"content": f"m{i}"}}) + b"\n"
+                     for i in range(1, n + 1))
+    done = threading.Event()
+
+    def write_all() -> None:
+        view = memoryview(flood)
+        while view:
+            view = view[os.write(served.in_w, view):]
+        done.set()
+
+    with Bridge(bridge_dir, agent="local") as local:
+        local.lock.acquire()  # the server's worker waits for the lock on the first send
+        try:
+            threading.Thread(target=write_all, daemon=True).start()
+            wait_for(lambda: served.server._work.qsize() >= QUEUED_REQUESTS,
+                     what="the queue to fill")
+            assert served.server._work.qsize() == QUEUED_REQUESTS  # and not beyond
+            assert not done.is_set()  # the rest waits in the pipe, held back by the server
+        finally:
+            local.lock.release()
+        wait_for(done.is_set, what="the flood to be read once the worker moves")
+        wait_for(lambda: len(served.replies) >= n + 1, timeout=60, what="every reply")
+    served.close()
+    answers = [r for r in served.replies if "id" in r]
+    assert len(answers) == n + 1 and all("ok" in r for r in answers), answers[-1]
+
+
+def test_follows_per_connection_are_bounded(servers, bridge_dir: Path) -> None:
+    from bridge._serve import MAX_SUBSCRIPTIONS
+
+    raw = servers()
+    raw.hello(bridge_dir)
+    for sub in range(MAX_SUBSCRIPTIONS):
+        assert "ok" in raw.call(sub + 1, "follow", sub=sub, watch=False)
+    over = raw.call(999, "follow", sub=999, watch=False)
+    assert f"at most {MAX_SUBSCRIPTIONS}" in over["err"]["message"]
