@@ -404,9 +404,9 @@ class Session:
             self.error = error
             pending, self._pending = self._pending, {}
             sinks = list(self._subs.values())
-        self._dead.set()
         if self._established and not self._closing:
-            log.warning("%s", error)
+            log.warning("%s", error)  # before anyone can see the session dead
+        self._dead.set()
         for p in pending.values():
             p.error = error
             p.event.set()
