@@ -38,6 +38,7 @@ from ._follow import Follower
 from ._ids import new_id
 from ._pause import PauseInfo
 from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
+from ._rotate import DEFAULT_OLDER_THAN, RotationResult, repair_rotation, rotate
 from ._stats import compute_stats
 from ._time import parse_duration, parse_ts
 
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
+    "DEFAULT_OLDER_THAN",
     "LOG_NAME",
     "PROTOCOL_VERSION",
     "BadLine",
@@ -70,6 +72,7 @@ __all__ = [
     "NotFound",
     "PauseInfo",
     "RecordTooLarge",
+    "RotationResult",
     "SendResult",
     "StateConflict",
     "UnsupportedFilesystem",
@@ -80,5 +83,7 @@ __all__ = [
     "parse_duration",
     "parse_meta",
     "parse_ts",
+    "repair_rotation",
+    "rotate",
     "run_doctor",
 ]

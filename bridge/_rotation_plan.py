@@ -1,0 +1,288 @@
+"""Planning a rotation: which lines of the live file leave, to which archive, and which stay.
+
+The plan is made from the fold itself (a :class:`Census` is a Fold that also
+notes which message each line belongs to), so rotation and every agent agree
+on what is finished by construction. The rules:
+
+- a message leaves with every line that refers to it (its ``msg`` line, its
+  ``status`` lines, a seed re-write) when it is finished (done, failed,
+  cancelled, expired, dead, or open past its ``expires``), its last activity
+  is older than the cutoff (or ``max_size`` asks for more room), and all its
+  lines lie before the *horizon*: the lowest saved consumer cursor. A consumer
+  that has not read a record yet therefore still finds it in the live file;
+- other records (events, repairs, unknown kinds) leave when their own ``ts``
+  is older than the cutoff and they lie before the horizon;
+- a line that is not a valid record goes wherever the next valid line goes
+  (a crash fragment is followed by the ``repair`` record that terminated it,
+  so the two stay together), and stays when nothing valid follows it;
+- the old file's ``epoch`` header is replaced by the new file's.
+
+Archived messages go to the archive of the month of their ``ts`` (UTC); other
+records to the month of theirs.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._archive import month_of_ts
+from ._fold import Fold, MessageState
+from ._records import BadLine, Entry, MessageFields, StatusFields
+from ._time import format_ts, parse_ts
+
+__all__ = ["DROP", "KEEP", "Census", "Plan", "Sink", "census", "copy_runs", "make_plan"]
+
+KEEP = ""
+"""The destination of a kept line (an archive destination is a month, ``YYYY-MM``)."""
+DROP = "-"
+"""The destination of the old header, which the new file's header replaces."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Other:
+    """A line that is neither a message nor a status: its ``ts`` and whether it is the header."""
+
+    ts: str | None
+    header: bool
+
+
+class Census(Fold):
+    """A fold that also records, for each valid line, its offset and owner.
+
+    The owner of a ``msg`` or ``status`` line is the message id it is about;
+    of any other record, an :class:`_Other`. Bad lines are what
+    :meth:`Fold.feed_fd` returns.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_kept_issues=0)
+        self.offsets = array("q")
+        self.owners: list[object] = []
+        self.last_line: dict[str, int] = {}
+
+    def _apply_fields(self, fields: MessageFields, offset: int, end: int, seed: bool) -> None:
+        self.offsets.append(offset)
+        self.owners.append(fields[0])
+        self.last_line[fields[0]] = offset
+        super()._apply_fields(fields, offset, end, seed)
+
+    def _apply_status_fields(self, fields: StatusFields, offset: int) -> None:
+        self.offsets.append(offset)
+        self.owners.append(fields[0])
+        self.last_line[fields[0]] = offset
+        super()._apply_status_fields(fields, offset)
+
+    def apply(self, entry: Entry) -> None:
+        kind = entry.record.get("t")
+        if kind is not None and kind not in {"msg", "status"}:
+            self.offsets.append(entry.offset)
+            self.owners.append(_Other(entry.record.get("ts"), entry.offset == 0
+                                      and kind == "epoch"))
+        super().apply(entry)
+
+
+@dataclass
+class Plan:
+    """What a rotation will do with the lines before ``snapshot``."""
+
+    snapshot: int
+    horizon: int
+    runs: list[tuple[int, int, str]] = field(default_factory=list)
+    """``(start, end, destination)`` byte ranges covering ``[0, snapshot)``, in order."""
+    archived: dict[str, str] = field(default_factory=dict)
+    """Archived message id -> month."""
+    moved_records: int = 0
+    kept_records: int = 0
+    corrupt_moved: list[BadLine] = field(default_factory=list)
+    corrupt_kept: list[BadLine] = field(default_factory=list)
+    pinned: int = 0
+    """Finished, old messages that stay because a consumer has not read them yet."""
+    moved_bytes: int = 0
+    kept_bytes: int = 0
+    dropped_bytes: int = 0
+    months: dict[str, int] = field(default_factory=dict)
+    """Bytes moved per month."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing would leave the live file."""
+        return self.moved_bytes == 0
+
+
+def _older(ts: str | None, cutoff: str, cutoff_s: float) -> bool:
+    """Whether ``ts`` is before the cutoff (canonical timestamps compare as text)."""
+    if ts is None:
+        return False
+    if len(ts) == 24 and ts[-1] == "Z":
+        return ts < cutoff
+    try:
+        return parse_ts(ts) < cutoff_s
+    except (TypeError, ValueError):
+        return False
+
+
+def _finished_at(state: MessageState, now: float) -> str | None:
+    """When a finished message finished (its last change), or None if it is open."""
+    if state.terminal:
+        return state.updated or state.ts
+    if state.effective_status(now) == "expired" and state.expires is not None:
+        return format_ts(state.expires)
+    return None
+
+
+def census(fd: int, snapshot: int) -> tuple[Census, list[BadLine]]:
+    """Fold ``[0, snapshot)`` of the live file, noting every line's owner."""
+    fold = Census()
+    bad = fold.feed_fd(fd, 0, snapshot)
+    return fold, bad
+
+
+def make_plan(
+    fold: Census,
+    bad: list[BadLine],
+    snapshot: int,
+    horizon: int,
+    *,
+    now: float,
+    older_than: float | None,
+    max_size: int | None,
+) -> Plan:
+    """Decide every line's destination (see the module docstring)."""
+    plan = Plan(snapshot, horizon)
+    cutoff_s = now - older_than if older_than is not None else None
+    cutoff = format_ts(cutoff_s) if cutoff_s is not None else ""
+    candidates: list[MessageState] = []
+    for state in fold.messages.values():
+        done_at = _finished_at(state, now)
+        if done_at is None:
+            continue
+        if fold.last_line.get(state.id, state.offset) >= horizon:
+            if cutoff_s is None or _older(done_at, cutoff, cutoff_s):
+                plan.pinned += 1
+            continue
+        if cutoff_s is not None and _older(done_at, cutoff, cutoff_s):
+            plan.archived[state.id] = month_of_ts(state.ts)
+        else:
+            candidates.append(state)
+    if max_size is not None and snapshot > max_size:
+        # Busy rather than old: finished messages leave oldest first until the
+        # live file would fit (counting their msg lines; status lines come on top).
+        excess = snapshot - max_size - sum(
+            fold.messages[mid].end - fold.messages[mid].offset for mid in plan.archived)
+        for state in candidates:
+            if excess <= 0:
+                break
+            plan.archived[state.id] = month_of_ts(state.ts)
+            excess -= state.end - state.offset
+    _assign_runs(plan, fold, bad, cutoff, cutoff_s, older_than is not None)
+    return plan
+
+
+def _assign_runs(plan: Plan, fold: Census, bad: list[BadLine], cutoff: str,
+                 cutoff_s: float | None, by_age: bool) -> None:
+    offsets, owners, archived = fold.offsets, fold.owners, plan.archived
+    snapshot, horizon = plan.snapshot, plan.horizon
+    runs = plan.runs
+    n, nbad = len(offsets), len(bad)
+    j = 0
+    pos = 0  # the first byte not yet given a destination
+    for i in range(n):
+        start = offsets[i]
+        nxt = offsets[i + 1] if i + 1 < n else snapshot
+        first_bad = j
+        while j < nbad and bad[j].offset < start:
+            j += 1
+        end = bad[j].offset if j < nbad and bad[j].offset < nxt else nxt
+        owner = owners[i]
+        if owner.__class__ is str:
+            dest = archived.get(owner, KEEP)
+        else:
+            other: _Other = owner  # type: ignore[assignment]
+            if other.header:
+                dest = DROP
+            elif (by_age and cutoff_s is not None and start < horizon
+                  and _older(other.ts, cutoff, cutoff_s)):
+                dest = month_of_ts(other.ts)  # type: ignore[arg-type]
+            else:
+                dest = KEEP
+        if dest == KEEP:
+            plan.kept_records += 1
+            plan.corrupt_kept.extend(bad[first_bad:j])
+        elif dest != DROP:
+            plan.moved_records += 1
+            plan.corrupt_moved.extend(bad[first_bad:j])
+        if runs and runs[-1][2] == dest and runs[-1][1] == pos:
+            runs[-1] = (runs[-1][0], end, dest)
+        else:
+            runs.append((pos, end, dest))
+        pos = end
+    if pos < snapshot:  # bad lines with no valid line after them stay
+        plan.corrupt_kept.extend(bad[j:])
+        if runs and runs[-1][2] == KEEP:
+            runs[-1] = (runs[-1][0], snapshot, KEEP)
+        else:
+            runs.append((pos, snapshot, KEEP))
+    for start, end, dest in runs:
+        if dest == KEEP:
+            plan.kept_bytes += end - start
+        elif dest == DROP:
+            plan.dropped_bytes += end - start
+        else:
+            plan.moved_bytes += end - start
+            plan.months[dest] = plan.months.get(dest, 0) + end - start
+
+
+class Sink:
+    """A buffered destination for copied byte ranges (one ``write`` per MiB)."""
+
+    def __init__(self, write: Callable[[bytes], Any], position: int = 0) -> None:
+        self._write = write
+        self._parts: list[memoryview] = []
+        self._size = 0
+        self.position = position  # bytes written so far, buffered included
+
+    def add(self, data: memoryview) -> None:
+        self._parts.append(data)
+        self._size += len(data)
+        self.position += len(data)
+        if self._size >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            self._write(b"".join(self._parts))
+            self._parts, self._size = [], 0
+
+
+def copy_runs(fd: int, runs: list[tuple[int, int, str]], sinks: dict[str, Sink],
+              on_chunk: Callable[[int], None] | None = None, chunk: int = 4 << 20,
+              ) -> list[int]:
+    """Copy each run to its sink; return the kept runs as flat ``old, new, length`` triples."""
+    kept: list[int] = []
+    buf = b""
+    buf_start = 0
+    for start, end, dest in runs:
+        if dest == DROP:
+            continue
+        sink = sinks[dest]
+        if dest == KEEP:
+            kept += (start, sink.position, end - start)
+        pos = start
+        while pos < end:
+            if not buf_start <= pos < buf_start + len(buf):
+                buf = os.pread(fd, chunk, pos)
+                buf_start = pos
+                if not buf:
+                    raise OSError(f"the live file ended at {pos} while rotating (expected {end})")
+                if on_chunk is not None:
+                    on_chunk(len(buf))
+            take = min(end, buf_start + len(buf)) - pos
+            sink.add(memoryview(buf)[pos - buf_start : pos - buf_start + take])
+            pos += take
+    for sink in sinks.values():
+        sink.flush()
+    return kept
