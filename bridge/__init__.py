@@ -39,6 +39,7 @@ from ._ids import new_id
 from ._pause import PauseInfo
 from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
 from ._rotate import DEFAULT_OLDER_THAN, RotationResult, repair_rotation, rotate
+from ._search import Hit, search
 from ._stats import compute_stats
 from ._time import parse_duration, parse_ts
 
@@ -64,6 +65,7 @@ __all__ = [
     "FoldIssue",
     "Follower",
     "History",
+    "Hit",
     "InvalidInput",
     "LockTimeout",
     "Message",
@@ -86,4 +88,5 @@ __all__ = [
     "repair_rotation",
     "rotate",
     "run_doctor",
+    "search",
 ]
