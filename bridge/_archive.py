@@ -17,7 +17,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,30 +80,40 @@ def month_of_ts(ts: str) -> str:
     return time.strftime("%Y-%m", time.gmtime(parse_ts(ts)))
 
 
-def iter_chunks_of(archive: ArchiveFile | Path, chunk: int = READ_CHUNK) -> Iterator[bytes]:
+def iter_chunks_of(archive: ArchiveFile | Path, chunk: int = READ_CHUNK,
+                   limit: int | None = None) -> Iterator[bytes]:
     """The archive's (decompressed) bytes in chunks of bounded size.
 
     A gzip file may hold several members (one per rotation); all are read.
+    ``limit`` reads only the file's first bytes (what it held before a
+    rotation that is still appending to it).
     """
     path = archive.path if isinstance(archive, ArchiveFile) else archive
     compressed = archive.compressed if isinstance(archive, ArchiveFile) \
         else path.name.endswith(".gz")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    left = [os.fstat(fd).st_size if limit is None else limit]
+
+    def read() -> bytes:
+        data = os.read(fd, min(chunk, left[0]))
+        left[0] -= len(data)
+        return data
+
     try:
         if not compressed:
-            while data := os.read(fd, chunk):
+            while data := read():
                 yield data
             return
-        yield from _inflate(fd, path, chunk)
+        yield from _inflate(read, path, chunk)
     finally:
         os.close(fd)
 
 
-def _inflate(fd: int, path: Path, chunk: int) -> Iterator[bytes]:
+def _inflate(read: Callable[[], bytes], path: Path, chunk: int) -> Iterator[bytes]:
     inflater = zlib.decompressobj(wbits=31)
     fed = False  # whether the current member has seen input (else EOF is clean)
     try:
-        while raw := os.read(fd, chunk):
+        while raw := read():
             while raw:
                 fed = True
                 # max_length bounds the output of one call: a small, very

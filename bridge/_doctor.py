@@ -153,14 +153,18 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
                  bridge.directory / "PAUSE", *sorted(bridge.cursors.directory.glob("*.json"))):
         for problem in mode_problems(path, bridge.perms):
             report.findings.append(Finding("warning", "permissions", problem))
-    _check_rotation_state(bridge, report)
-    archived = check_archives(bridge, report)
+    journal = _check_rotation_state(bridge, report)
+    # A rotation in progress (or interrupted) has appended records to archives that
+    # are still in the live file: only the archives' part from before it counts.
+    archived = check_archives(bridge, report, (journal or {}).get("archives") or {})
     try:
         fd = os.open(bridge.log_path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return report
+    # While a rotation runs, its half-built archives repeat live records, legitimately.
+    running = any(f.kind == "rotation" and f.severity == "warning" for f in report.findings)
     try:
-        _check_live(bridge, fd, report, archived)
+        _check_live(bridge, fd, report, archived, check_duplicates=not running)
     finally:
         os.close(fd)
     report.findings.sort(key=lambda f: (f.file is not None, f.file or "", f.offset is None,
@@ -168,7 +172,8 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
     return report
 
 
-def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[str, str]) -> None:
+def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[str, str],
+                *, check_duplicates: bool) -> None:
     size = os.fstat(fd).st_size
     report.size = size
     fold = Fold(max_kept_issues=1_000_000)
@@ -194,7 +199,7 @@ def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[st
         report.findings.append(Finding("error" if orphan else "warning",
                                        "orphan-status" if orphan else issue.kind,
                                        issue.reason, issue.offset, None, issue.ref))
-    for mid in fold.messages:
+    for mid in fold.messages if check_duplicates else ():
         if mid in archived:
             report.findings.append(Finding(
                 "error", "duplicate-archived",
@@ -227,28 +232,34 @@ def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[st
                 f"cursor {cursor.consumer} is at {cursor.offset}, past the end ({size})"))
 
 
-def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> None:
+def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> dict[str, Any] | None:
+    """Report a running or interrupted rotation; its journal, if there is one."""
     from ._rotate import TMP_NAME, rotation_running, rotation_state
 
+    journal = rotation_state(bridge.directory)
     if rotation_running(bridge.directory):
         report.findings.append(Finding("warning", "rotation",
                                        "a rotation is running right now"))
-        return
-    journal = rotation_state(bridge.directory)
-    if journal is not None:
+    elif journal is not None:
         report.findings.append(Finding(
             "error", "rotation",
             f"a rotation was interrupted (step {journal.get('step')}, pid {journal.get('pid')}): "
             "run `bridge doctor --repair` (or `bridge rotate`) to finish or roll it back"))
     elif (bridge.directory / TMP_NAME).exists():
         report.findings.append(Finding(
-            "warning", "rotation",
+            "warning", "rotation-leftover",
             f"{TMP_NAME} is left from a rotation that crashed before it changed anything "
             "(`bridge doctor --repair` removes it)"))
+    return journal
 
 
-def check_archives(bridge: Bridge, report: DoctorReport) -> dict[str, str]:
-    """Check every archive; return archived message id -> archive name."""
+def check_archives(bridge: Bridge, report: DoctorReport,
+                   limits: dict[str, int] | None = None) -> dict[str, str]:
+    """Check every archive; return archived message id -> archive name.
+
+    ``limits`` (archive path relative to the bridge -> size) restricts a check
+    to what an archive held before a rotation that is appending to it.
+    """
     from ._archive import list_archives
     from ._search import iter_archive
 
@@ -261,8 +272,9 @@ def check_archives(bridge: Bridge, report: DoctorReport) -> dict[str, str]:
             report.findings.append(Finding("warning", "permissions", problem))
         fold = Fold(max_kept_issues=1_000_000)
         bad: list[BadLine] = []
+        limit = (limits or {}).get(f"archive/{archive.path.name}")
         try:
-            for item in iter_archive(archive):
+            for item in iter_archive(archive, limit):
                 if isinstance(item, Entry):
                     fold.apply(item)
                 else:

@@ -221,11 +221,14 @@ def search(
 
 # -- one message in the archives ---------------------------------------------------------------
 
-def iter_archive(archive: ArchiveFile) -> Iterator[Entry | BadLine]:
-    """Every line of an archive, parsed and checked, in order (offsets are decompressed)."""
+def iter_archive(archive: ArchiveFile, limit: int | None = None) -> Iterator[Entry | BadLine]:
+    """Every line of an archive, parsed and checked, in order (offsets are decompressed).
+
+    ``limit``: only the lines in the file's first ``limit`` bytes.
+    """
     offset = 0
     line_no = 1
-    for body in _forward_bodies(_with_tail(iter_chunks_of(archive))):
+    for body in _forward_bodies(_with_tail(iter_chunks_of(archive, limit=limit))):
         for line in body.split(b"\n")[:-1]:
             end = offset + len(line) + 1
             obj = decode_line(line)
