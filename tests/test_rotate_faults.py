@@ -238,9 +238,16 @@ def test_a_rotation_waiting_on_a_busy_lock_does_not_block_readers(bridge: Bridge
     lock held by someone else) stops nobody reading, and finishes once the lock is free."""
     for i in range(20):
         bridge.done(bridge.send(f"m{i}", to="x").id)
-    holder = subprocess.Popen(["flock", str(bridge.lock.path), "sleep", "30"])
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import fcntl, os, sys
+        fd = os.open(sys.argv[1], os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        print("held", flush=True)
+        sys.stdin.read()
+    """), str(bridge.lock.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: bool(_holders(bridge)), timeout=10, what="flock(1) to hold the lock")
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
         rot = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
             import sys, time
             from bridge import Bridge, rotate
@@ -255,16 +262,10 @@ def test_a_rotation_waiting_on_a_busy_lock_does_not_block_readers(bridge: Bridge
         assert report.ok
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate(timeout=30)  # closes its pipes too
     out, _ = rot.communicate(timeout=60)
     assert out.strip() == "True"
     assert len(bridge.fold().messages) == 0
-
-
-def _holders(bridge: Bridge) -> list[int]:
-    from bridge._lock import lock_holders
-
-    return lock_holders(bridge.lock.path)
 
 
 def test_doctor_repair_after_a_crash_leaves_no_trace_of_it(bridge_dir: Path) -> None:
