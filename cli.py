@@ -354,9 +354,9 @@ def tail(
     console = out()
     width = console.width if sys.stdout.isatty() else None
 
-    def emit(entry: lib.Entry) -> None:
-        if as_json:  # the line exactly as it is in the file
-            sys.stdout.buffer.write(b.raw_line(entry))
+    def emit(entry: lib.Entry, raw_line: Any = b.raw_line) -> None:
+        if as_json:  # the line exactly as it is in the file (the one it was read from)
+            sys.stdout.buffer.write(raw_line(entry))
         else:
             console.print(render_record(entry.record, width))
 
@@ -374,7 +374,7 @@ def tail(
                     and rec.get("status", "pending") == status and wanted is not None:
                 wanted.add(rec["id"])
             if _matches(rec, sender, to, type_, wanted):
-                emit(entry)
+                emit(entry, follower.raw_line)
                 sys.stdout.flush()
 
 

@@ -218,6 +218,16 @@ class Follower:
             self._waiter.wait(remaining)
         return []
 
+    def raw_line(self, entry: Entry) -> bytes:
+        """The exact bytes (newline included) of an entry from the last poll or wait.
+
+        Read from the file the entry came from: after a rotation the name may
+        already point to a file where that offset holds something else.
+        """
+        if self._fd is None:
+            raise ValueError("the follower has no file open")
+        return os.pread(self._fd, entry.end - entry.offset, entry.offset)
+
     def commit(self, upto: Entry | int | None = None) -> None:
         """Record that everything before ``upto`` (default: all handed out) is processed."""
         offset = self._pos if upto is None else (upto.end if isinstance(upto, Entry) else upto)
