@@ -113,8 +113,9 @@ class _Matcher:
         return rec if self.test(rec["content"]) else None
 
 
-def _reverse_bodies(fd: int, end: int, chunk: int = CHUNK) -> Iterator[bytes]:
+def _reverse_bodies(fd: int, end: int) -> Iterator[bytes]:
     """Chunks of complete lines before ``end``, last chunk first (each ends in a newline)."""
+    chunk = CHUNK
     pos = line_start_before(fd, end)
     carry = b""  # the start of a line that began before the chunk just read
     while pos > 0:
