@@ -153,16 +153,31 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
                  bridge.directory / "PAUSE", *sorted(bridge.cursors.directory.glob("*.json"))):
         for problem in mode_problems(path, bridge.perms):
             report.findings.append(Finding("warning", "permissions", problem))
-    journal = _check_rotation_state(bridge, report)
-    # A rotation in progress (or interrupted) has appended records to archives that
-    # are still in the live file: only the archives' part from before it counts.
-    archived = check_archives(bridge, report, (journal or {}).get("archives") or {})
+    from ._follow import read_epoch
+    from ._rotate import pending_archive_sizes
+
+    _check_rotation_state(bridge, report)
     try:
-        fd = os.open(bridge.log_path, os.O_RDONLY | os.O_CLOEXEC)
+        fd: int | None = os.open(bridge.log_path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
+        fd = None
+    # A rotation that has not renamed its new file yet has appended records to archives
+    # that are still in the live file: only the archives' part from before it counts.
+    limits = pending_archive_sizes(bridge.directory, read_epoch(fd) if fd is not None else None)
+    try:
+        archived = check_archives(bridge, report, limits)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        raise
+    if fd is None:
         return report
-    # While a rotation runs, its half-built archives repeat live records, legitimately.
-    running = any(f.kind == "rotation" and f.severity == "warning" for f in report.findings)
+    # While a rotation runs (or started while we read), its half-built archives may repeat
+    # live records, legitimately.
+    from ._rotate import rotation_running
+
+    running = rotation_running(bridge.directory) or any(
+        f.kind == "rotation" and f.severity == "warning" for f in report.findings)
     try:
         _check_live(bridge, fd, report, archived, check_duplicates=not running)
     finally:
@@ -232,8 +247,8 @@ def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[st
                 f"cursor {cursor.consumer} is at {cursor.offset}, past the end ({size})"))
 
 
-def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> dict[str, Any] | None:
-    """Report a running or interrupted rotation; its journal, if there is one."""
+def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> None:
+    """Report a running or interrupted rotation, or one's leftovers."""
     from ._rotate import TMP_NAME, rotation_running, rotation_state
 
     journal = rotation_state(bridge.directory)
@@ -250,7 +265,6 @@ def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> dict[str, Any
             "warning", "rotation-leftover",
             f"{TMP_NAME} is left from a rotation that crashed before it changed anything "
             "(`bridge doctor --repair` removes it)"))
-    return journal
 
 
 def check_archives(bridge: Bridge, report: DoctorReport,

@@ -62,8 +62,8 @@ from ._time import now_ts
 if TYPE_CHECKING:
     from ._bridge import Bridge
 
-__all__ = ["DEFAULT_OLDER_THAN", "RotationResult", "relocate_offset", "repair_rotation",
-           "rotate", "rotation_state"]
+__all__ = ["DEFAULT_OLDER_THAN", "RotationResult", "pending_archive_sizes", "relocate_offset",
+           "repair_rotation", "rotate", "rotation_state"]
 
 DEFAULT_OLDER_THAN = 30 * 86400.0
 """Finished messages older than this (seconds) are archived by default (30 days)."""
@@ -143,6 +143,24 @@ def rotation_running(directory: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def pending_archive_sizes(directory: Path, live_epoch: str | None) -> dict[str, int]:
+    """How much of each archive a reader of the live file ``live_epoch`` should read.
+
+    While a rotation has not renamed its new file, the bytes it appends to
+    archives repeat records of the live file. A reader that opened the live file
+    first and then calls this reads every record once: if what it opened is the
+    rotation's new file, the archives are complete; if it is the old file, that
+    file still holds the moved records, and the archives count up to their size
+    before the rotation (archive path relative to the bridge -> bytes).
+    """
+    journal = rotation_state(directory)
+    if not journal or not isinstance(journal.get("archives"), dict):
+        return {}
+    if live_epoch is not None and live_epoch == journal.get("new_epoch"):
+        return {}
+    return journal["archives"]  # type: ignore[no-any-return]
 
 
 def rotation_state(directory: Path) -> dict[str, Any] | None:
@@ -432,6 +450,7 @@ def _execute(bridge: Bridge, fd: int, st: os.stat_result, plan: Plan, result: Ro
         appenders.clear()
         os.fdatasync(tmp_fd)
         write_map_runs(directory, bridge.perms, key, kept_runs)
+        fsync_dir(directory / MAPS_DIR)
         journal["step"] = "built"
         _journal(directory, bridge, journal)
         step("built")
@@ -521,6 +540,7 @@ def _commit(bridge: Bridge, fd: int, tmp_fd: int, old_ino: int, copied_to: int,
         rmap = RotationMap(rmap.old, rmap.new, rmap.delta_old, rmap.delta_new, end,
                            rmap.created, rmap.header_end)
         write_map_header(directory, bridge.perms, rmap)
+        fsync_dir(directory / MAPS_DIR)
         step("mapped")
         _seal(bridge, end, rmap)
         step("sealed")

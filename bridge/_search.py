@@ -155,21 +155,29 @@ def _hits_backwards(fd: int, end: int, matcher: _Matcher, source: str) -> Iterat
                 yield Hit(rec, line + b"\n", source)
 
 
-def _search_file(path: Path, matcher: _Matcher, source: str) -> Iterator[Hit]:
+def _open(path: Path) -> int | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
+        return None
+
+
+def _search_fd(fd: int | None, matcher: _Matcher, source: str,
+               limit: int | None = None) -> Iterator[Hit]:
+    if fd is None:
         return
     try:
-        yield from _hits_backwards(fd, os.fstat(fd).st_size, matcher, source)
+        size = os.fstat(fd).st_size
+        yield from _hits_backwards(fd, size if limit is None else min(size, limit), matcher,
+                                   source)
     finally:
         os.close(fd)
 
 
-def _search_gzip(archive: ArchiveFile, matcher: _Matcher) -> Iterator[Hit]:
+def _search_gzip(archive: ArchiveFile, matcher: _Matcher, limit: int | None) -> Iterator[Hit]:
     # Forwards into an unlinked spool, then backwards out of it: constant memory.
     with tempfile.TemporaryFile(prefix="bridge-search-") as spool:
-        for body in _forward_bodies(iter_chunks_of(archive)):
+        for body in _forward_bodies(iter_chunks_of(archive, limit=limit)):
             for line in matcher.candidates(body):
                 if matcher.match(line) is not None:
                     spool.write(line + b"\n")
@@ -208,16 +216,25 @@ def search(
     """
     matcher = _Matcher(text, regex=regex, ignore_case=ignore_case, since=since, until=until,
                        sender=sender, to=to)
-    yield from _search_file(bridge.log_path, matcher, bridge.log_path.name)
+    from ._follow import read_epoch
+    from ._rotate import pending_archive_sizes
+
+    # The live file is opened first: what it holds decides how much of the archives
+    # counts while a rotation runs (each record is found once, see pending_archive_sizes).
+    live = _open(bridge.log_path)
+    sizes = pending_archive_sizes(bridge.directory, read_epoch(live) if live is not None
+                                  else None) if archives else {}
+    yield from _search_fd(live, matcher, bridge.log_path.name)
     if not archives:
         return
     for archive in list_archives(bridge.directory):
         if not _month_in_range(archive.month, since, until):
             continue
+        limit = sizes.get(f"archive/{archive.path.name}")
         if archive.compressed:
-            yield from _search_gzip(archive, matcher)
+            yield from _search_gzip(archive, matcher, limit)
         else:
-            yield from _search_file(archive.path, matcher, archive.path.name)
+            yield from _search_fd(_open(archive.path), matcher, archive.path.name, limit)
 
 
 # -- one message in the archives ---------------------------------------------------------------

@@ -141,3 +141,27 @@ def test_cli_search_json_and_limit(cli: CLI) -> None:
     human = cli.ok("search", "report 3")
     assert "report 3" in human and ids[3] in human
     assert cli.ok("search", "absent") == ""
+
+
+@pytest.mark.parametrize("step", ["built", "locked", "sealed", "renamed", "committed"])
+def test_search_and_doctor_during_a_rotation_see_each_message_once(bridge: Bridge,
+                                                                   step: str) -> None:
+    """Mid-rotation the archives already hold records the live file still has (until the
+    rename); search and doctor must count them once, and miss none after the rename."""
+    from bridge import run_doctor
+
+    ids = []
+    for i in range(20):
+        ids.append(bridge.send(f"needle {i}", to="x").id)
+        bridge.done(ids[-1])
+    seen: list[list[str]] = []
+    problems: list[list[str]] = []
+
+    def look(name: str) -> None:
+        if name == step:
+            seen.append([h.record["id"] for h in search(bridge, "needle", archives=True)])
+            problems.append([f.kind for f in run_doctor(bridge).errors])
+
+    rotate(bridge, older_than=0, now=time.time() + 1, on_step=look)
+    assert sorted(seen[0]) == sorted(ids)
+    assert problems == [[]]
