@@ -23,15 +23,18 @@ records to the month of theirs.
 
 from __future__ import annotations
 
+import bisect
 import os
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress, islice, pairwise, repeat
+from operator import ne
 from typing import Any
 
 from ._archive import month_of_ts
 from ._fold import Fold, MessageState
-from ._records import BadLine, Entry, MessageFields, StatusFields
+from ._records import TERMINAL_STATUSES, BadLine, Entry, MessageFields, StatusFields
 from ._time import format_ts, parse_ts
 
 __all__ = ["DROP", "KEEP", "Census", "Plan", "Sink", "census", "copy_runs", "make_plan"]
@@ -63,6 +66,8 @@ class Census(Fold):
         self.offsets = array("q")
         self.owners: list[object] = []
         self.last_line: dict[str, int] = {}
+        self.others: list[int] = []
+        """Indices of the lines whose owner is an _Other."""
 
     def _apply_fields(self, fields: MessageFields, offset: int, end: int, seed: bool) -> None:
         self.offsets.append(offset)
@@ -79,6 +84,7 @@ class Census(Fold):
     def apply(self, entry: Entry) -> None:
         kind = entry.record.get("t")
         if kind is not None and kind not in {"msg", "status"}:
+            self.others.append(len(self.offsets))
             self.offsets.append(entry.offset)
             self.owners.append(_Other(entry.record.get("ts"), entry.offset == 0
                                       and kind == "epoch"))
@@ -156,27 +162,43 @@ def make_plan(
     cutoff_s = now - older_than if older_than is not None else None
     cutoff = format_ts(cutoff_s) if cutoff_s is not None else ""
     candidates: list[MessageState] = []
+    last_line, archived = fold.last_line, plan.archived
+    terminal = TERMINAL_STATUSES
+    # One pass over every message: written flat, it is most of the planning time.
     for state in fold.messages.values():
-        done_at = _finished_at(state, now)
-        if done_at is None:
+        if state.status in terminal:
+            done_at = state.updated or state.ts
+        elif state.expires is not None:
+            expired_at = _finished_at(state, now)
+            if expired_at is None:
+                continue
+            done_at = expired_at
+        else:
             continue
-        if fold.last_line.get(state.id, state.offset) >= horizon:
-            if cutoff_s is None or _older(done_at, cutoff, cutoff_s):
+        if cutoff_s is None:
+            old = False
+        elif len(done_at) == 24 and done_at[-1] == "Z":  # canonical: compares as text
+            old = done_at < cutoff
+        else:
+            old = _older(done_at, cutoff, cutoff_s)
+        mid = state.id
+        if last_line.get(mid, state.offset) >= horizon:
+            if old or cutoff_s is None:
                 plan.pinned += 1
-            continue
-        if cutoff_s is not None and _older(done_at, cutoff, cutoff_s):
-            plan.archived[state.id] = month_of_ts(state.ts)
+        elif old:
+            ts = state.ts
+            archived[mid] = ts[:7] if len(ts) == 24 and ts[-1] == "Z" else month_of_ts(ts)
         else:
             candidates.append(state)
     if max_size is not None and snapshot > max_size:
         # Busy rather than old: finished messages leave oldest first until the
         # live file would fit (counting their msg lines; status lines come on top).
         excess = snapshot - max_size - sum(
-            fold.messages[mid].end - fold.messages[mid].offset for mid in plan.archived)
+            fold.messages[mid].end - fold.messages[mid].offset for mid in archived)
         for state in candidates:
             if excess <= 0:
                 break
-            plan.archived[state.id] = month_of_ts(state.ts)
+            archived[state.id] = month_of_ts(state.ts)
             excess -= state.end - state.offset
     _assign_runs(plan, fold, bad, cutoff, cutoff_s, older_than is not None)
     return plan
@@ -184,48 +206,46 @@ def make_plan(
 
 def _assign_runs(plan: Plan, fold: Census, bad: list[BadLine], cutoff: str,
                  cutoff_s: float | None, by_age: bool) -> None:
-    offsets, owners, archived = fold.offsets, fold.owners, plan.archived
+    offsets, owners = fold.offsets, fold.owners
     snapshot, horizon = plan.snapshot, plan.horizon
+    n = len(offsets)
+    # Each valid line's destination, looked up in C (map) rather than in a Python loop;
+    # the few lines that are not about a message are fixed up after.
+    dests: list[str] = list(map(plan.archived.get, owners, repeat(KEEP)))  # type: ignore[arg-type]
+    for i in fold.others:
+        other: _Other = owners[i]  # type: ignore[assignment]
+        if other.header:
+            dests[i] = DROP
+        elif (by_age and cutoff_s is not None and offsets[i] < horizon
+              and _older(other.ts, cutoff, cutoff_s)):
+            dests[i] = month_of_ts(other.ts)  # type: ignore[arg-type]
+    # Line i spans [starts[i], starts[i + 1]): a bad line belongs to the valid line after it.
+    starts = array("q", offsets)
+    starts.append(snapshot)
+    trailing: list[BadLine] = []
+    for item in bad:
+        k = bisect.bisect_right(offsets, item.offset)
+        if k == n:
+            trailing.append(item)
+            starts[n] = min(starts[n], item.offset)
+            continue
+        starts[k] = min(starts[k], item.offset)
+        (plan.corrupt_kept if dests[k] == KEEP else plan.corrupt_moved).append(item)
+    plan.corrupt_kept.extend(trailing)
+    kept = dests.count(KEEP)
+    plan.kept_records = kept
+    plan.moved_records = n - kept - dests.count(DROP)
+    # Runs: where the destination changes (found in C), then one Python step per run.
+    cuts = [0, *compress(range(1, n), map(ne, islice(dests, 1, None), dests)), n]
     runs = plan.runs
-    n, nbad = len(offsets), len(bad)
-    j = 0
-    pos = 0  # the first byte not yet given a destination
-    for i in range(n):
-        start = offsets[i]
-        nxt = offsets[i + 1] if i + 1 < n else snapshot
-        first_bad = j
-        while j < nbad and bad[j].offset < start:
-            j += 1
-        end = bad[j].offset if j < nbad and bad[j].offset < nxt else nxt
-        owner = owners[i]
-        if owner.__class__ is str:
-            dest = archived.get(owner, KEEP)
-        else:
-            other: _Other = owner  # type: ignore[assignment]
-            if other.header:
-                dest = DROP
-            elif (by_age and cutoff_s is not None and start < horizon
-                  and _older(other.ts, cutoff, cutoff_s)):
-                dest = month_of_ts(other.ts)  # type: ignore[arg-type]
-            else:
-                dest = KEEP
-        if dest == KEEP:
-            plan.kept_records += 1
-            plan.corrupt_kept.extend(bad[first_bad:j])
-        elif dest != DROP:
-            plan.moved_records += 1
-            plan.corrupt_moved.extend(bad[first_bad:j])
-        if runs and runs[-1][2] == dest and runs[-1][1] == pos:
-            runs[-1] = (runs[-1][0], end, dest)
-        else:
-            runs.append((pos, end, dest))
-        pos = end
-    if pos < snapshot:  # bad lines with no valid line after them stay
-        plan.corrupt_kept.extend(bad[j:])
+    for a, b in pairwise(cuts):
+        if a < b:
+            runs.append((starts[a], starts[b], dests[a]))
+    if starts[n] < snapshot:  # bad lines with no valid line after them stay
         if runs and runs[-1][2] == KEEP:
             runs[-1] = (runs[-1][0], snapshot, KEEP)
         else:
-            runs.append((pos, snapshot, KEEP))
+            runs.append((starts[n], snapshot, KEEP))
     for start, end, dest in runs:
         if dest == KEEP:
             plan.kept_bytes += end - start
