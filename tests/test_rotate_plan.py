@@ -61,7 +61,7 @@ def line_for(item: tuple[Any, ...], seq: int) -> bytes:
         _, k, ts, status = item
         return orjson.dumps({"ts": ts, "from": "kami", "type": "request", "id": f"kami-m{k}",
                              "content": f"seed{seq}", "status": status})
-    return item[1]  # type: ignore[no-any-return]
+    return item[1]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -134,8 +134,8 @@ def test_generated_logs_rotate_by_the_rules(tmp_path: Path, ops: list[tuple[Any,
             except orjson.JSONDecodeError:
                 continue
             if rec.get("t") in (None, "msg") and isinstance(rec.get("id"), str):
-                state = fold.messages.get(rec["id"])
-                if state is not None:
-                    assert state.status in TERMINAL_STATUSES or \
-                        state.effective_status(NOW) == "expired"
+                found = fold.messages.get(rec["id"])
+                if found is not None:
+                    assert found.status in TERMINAL_STATUSES or \
+                        found.effective_status(NOW) == "expired"
     b.close()
