@@ -161,13 +161,16 @@ class ArchiveAppender:
             os.close(self._fd)
             raise
         self.created = created
-        self.bytes_in = 0
         self._deflater = zlib.compressobj(compresslevel, zlib.DEFLATED, 31) \
             if self.compressed else None
 
+    @property
+    def plain_fd(self) -> int | None:
+        """The descriptor to copy into directly (None for gzip: bytes must be compressed)."""
+        return None if self.compressed else self._fd
+
     def write(self, data: bytes | memoryview) -> None:
         """Append ``data`` (complete lines) to the archive."""
-        self.bytes_in += len(data)
         if self._deflater is not None:
             data = self._deflater.compress(data)
         _write_all(self._fd, data)

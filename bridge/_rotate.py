@@ -423,9 +423,9 @@ def _execute(bridge: Bridge, fd: int, st: os.stat_result, plan: Plan, result: Ro
         header = encode({"v": PROTOCOL_VERSION, "t": "epoch", "id": new_epoch, "ts": now_ts(),
                          "from": bridge.agent, "epoch": new_epoch, "prev": result.old_epoch})
         _write_all(tmp_fd, header)
-        sinks = {KEEP: Sink(lambda data: _write_all(tmp_fd, data), len(header))}
+        sinks = {KEEP: Sink(lambda data: _write_all(tmp_fd, data), len(header), tmp_fd)}
         for month, app in appenders.items():
-            sinks[month] = Sink(app.write)
+            sinks[month] = Sink(app.write, 0, app.plain_fd)
         total = plan.kept_bytes + plan.moved_bytes
         done = 0
         announced = False

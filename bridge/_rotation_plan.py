@@ -24,6 +24,7 @@ records to the month of theirs.
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 from array import array
 from collections.abc import Callable
@@ -256,14 +257,49 @@ def _assign_runs(plan: Plan, fold: Census, bad: list[BadLine], cutoff: str,
             plan.months[dest] = plan.months.get(dest, 0) + end - start
 
 
-class Sink:
-    """A buffered destination for copied byte ranges (one ``write`` per MiB)."""
+BIG_RUN = 1 << 20
+"""Runs at least this long are copied by the kernel when the destination allows it."""
 
-    def __init__(self, write: Callable[[bytes], Any], position: int = 0) -> None:
+_NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
+
+
+class _KernelCopyUnavailable(Exception):
+    """copy_file_range cannot copy between these two files (nothing was copied)."""
+
+
+class Sink:
+    """A buffered destination for copied byte ranges (one ``write`` per MiB).
+
+    With ``fd`` (a plain file written at its own position, not O_APPEND), long
+    ranges are copied by the kernel (``copy_file_range``) without passing
+    through Python.
+    """
+
+    def __init__(self, write: Callable[[bytes], Any], position: int = 0,
+                 fd: int | None = None) -> None:
         self._write = write
         self._parts: list[memoryview] = []
         self._size = 0
         self.position = position  # bytes written so far, buffered included
+        self.fd = fd
+
+    def copy_from(self, src: int, start: int, length: int) -> None:
+        """Copy ``length`` bytes at ``start`` of ``src`` (needs ``fd``)."""
+        if self.fd is None:
+            raise _KernelCopyUnavailable
+        self.flush()
+        pos, end = start, start + length
+        while pos < end:
+            try:
+                done = os.copy_file_range(src, self.fd, end - pos, pos)
+            except OSError as exc:
+                if pos == start and exc.errno in _NO_KERNEL_COPY:
+                    raise _KernelCopyUnavailable from exc  # e.g. archive/ on another disk
+                raise
+            if done == 0:
+                raise OSError(f"the live file ended at {pos} while rotating (expected {end})")
+            pos += done
+        self.position += length
 
     def add(self, data: memoryview) -> None:
         self._parts.append(data)
@@ -291,6 +327,15 @@ def copy_runs(fd: int, runs: list[tuple[int, int, str]], sinks: dict[str, Sink],
         sink = sinks[dest]
         if dest == KEEP:
             kept += (start, sink.position, end - start)
+        if sink.fd is not None and end - start >= BIG_RUN:
+            try:
+                sink.copy_from(fd, start, end - start)
+            except _KernelCopyUnavailable:
+                sink.fd = None  # copy through Python from now on
+            else:
+                if on_chunk is not None:
+                    on_chunk(end - start)
+                continue
         pos = start
         while pos < end:
             if not buf_start <= pos < buf_start + len(buf):
