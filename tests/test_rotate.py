@@ -447,3 +447,29 @@ def test_rotation_keeps_the_owner_when_run_as_root(bridge: Bridge) -> None:
     assert (st.st_uid, st.st_gid) == (4242, 4343)
     for path in (bridge.directory / "archive").iterdir():
         assert (path.stat().st_uid, path.stat().st_gid) == (4242, 4343)
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_long_stretches_are_copied_exactly(bridge: Bridge, monkeypatch: pytest.MonkeyPatch,
+                                           kernel_copy: bool) -> None:
+    """Megabytes in one stretch go through copy_file_range; without it (archive/ on another
+    disk: EXDEV) the same bytes go through Python."""
+    import errno
+
+    if not kernel_copy:
+        def unavailable(*args: object) -> int:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", unavailable)
+    keep = bridge.send("stays", to="x").id
+    results = list(bridge.send_many({"content": "y" * 500, "to": "x"} for _ in range(5000)))
+    bridge.writer.append([orjson.dumps({"v": 1, "t": "status", "id": f"s-{r.id}",
+                                        "ts": "2026-11-21T00:00:00Z", "from": "x",
+                                        "ref": r.id, "status": "done"}) + b"\n"
+                          for r in results])
+    original = bridge.log_path.read_bytes().splitlines(keepends=True)
+    rotate(bridge, older_than=0, now=time.time() + SOON)
+    archive = next(iter(list_archives(bridge.directory))).path.read_bytes()
+    assert len(archive) > 2 << 20
+    assert archive == b"".join(original[2:])  # everything after the header and `keep`
+    assert next(r["id"] for r in all_lines(bridge) if r.get("t") == "msg") == keep
