@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._archive import ArchiveAppender, archive_path, list_archives
+from ._archive import ArchiveAppender, archive_path
 from ._errors import BridgeError, BridgeIOError, BridgeUnavailable, InvalidInput
 from ._fs import atomic_write, fsync_dir, open_private
 from ._ids import new_id
@@ -62,8 +62,8 @@ from ._time import now_ts
 if TYPE_CHECKING:
     from ._bridge import Bridge
 
-__all__ = ["DEFAULT_OLDER_THAN", "RotationResult", "pending_archive_sizes", "relocate_offset",
-           "repair_rotation", "rotate", "rotation_state"]
+__all__ = ["DEFAULT_OLDER_THAN", "STEPS", "RotationResult", "pending_archive_sizes",
+           "relocate_offset", "repair_rotation", "rotate", "rotation_running", "rotation_state"]
 
 DEFAULT_OLDER_THAN = 30 * 86400.0
 """Finished messages older than this (seconds) are archived by default (30 days)."""
@@ -479,11 +479,17 @@ def _execute(bridge: Bridge, fd: int, st: os.stat_result, plan: Plan, result: Ro
     result.new_epoch = new_epoch
     result.rotated = True
     journal["step"] = "committed"
-    _journal(directory, bridge, journal)
-    step("committed")
-    os.unlink(directory / JOURNAL_NAME)
-    fsync_dir(directory)
-    _prune_maps(bridge)
+    try:
+        _journal(directory, bridge, journal)
+        step("committed")
+        os.unlink(directory / JOURNAL_NAME)
+        fsync_dir(directory)
+    except OSError as exc:
+        raise BridgeIOError(
+            f"the rotation is done (the new live file is in place), but its journal could not "
+            f"be removed ({exc.strerror}); the next rotate or doctor --repair clears it") from exc
+    with contextlib.suppress(OSError):  # maps nobody needs: tidying, not correctness
+        _prune_maps(bridge)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -583,10 +589,3 @@ def _prune_maps(bridge: Bridge) -> None:
     for rmap in maps[: min(first_needed, len(maps) - KEEP_MAPS)]:
         remove_map(bridge.directory, rmap.old)
 
-
-def archived_months(directory: Path) -> list[str]:
-    """Months that have an archive, newest first."""
-    return sorted({a.month for a in list_archives(directory)}, reverse=True)
-
-
-__all__ += ["MAPS_DIR", "STEPS"]
