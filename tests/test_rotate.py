@@ -473,3 +473,63 @@ def test_long_stretches_are_copied_exactly(bridge: Bridge, monkeypatch: pytest.M
     assert len(archive) > 2 << 20
     assert archive == b"".join(original[2:])  # everything after the header and `keep`
     assert next(r["id"] for r in all_lines(bridge) if r.get("t") == "msg") == keep
+
+
+def test_a_follower_that_slept_through_a_rotation_reads_the_old_file_first(
+        bridge: Bridge) -> None:
+    """The race the follower guards against: it looked at the old file (nothing new), then
+    records arrived, a rotation archived them and renamed the new file in, and only then did
+    it look at the name. It must read the old file's rest before moving on, not skip it."""
+    bridge.send("before", to="x")
+    with bridge.follow(start="beginning", watch=False) as f:
+        assert len(f.poll()) == 2  # the header and "before": it is at the end of the old file
+        late = []
+        for i in range(5):
+            late.append(bridge.send(f"late {i}", to="x").id)
+            late.append(bridge.done(late[-1]))
+        rotate(bridge, older_than=0, now=time.time() + SOON)
+        assert not set(late) & live_ids(bridge)  # they went to the archive
+        f._switch_if_replaced()  # the look at the name, as inside poll()
+        seen = [e.record["id"] for _ in range(3) for e in f.poll()
+                if e.record.get("t") in ("msg", "status")]
+    assert seen == late
+
+
+def test_a_seed_file_without_a_header_rotates_and_its_consumer_resumes(bridge_dir: Path) -> None:
+    """The seed's file has no epoch header: its cursor and map are keyed by inode."""
+    bridge_dir.mkdir(mode=0o700)
+    log = bridge_dir / "messages.jsonl"
+    lines = [orjson.dumps({"ts": f"2026-01-0{i + 1}T00:00:00Z", "from": "kami",
+                           "type": "request", "id": f"kami-171123456{i}",
+                           "content": f"seed {i}", "status": "pending"}) for i in range(4)]
+    lines.append(orjson.dumps({"ts": "2026-01-09T00:00:00Z", "from": "kami",
+                               "type": "request", "id": "kami-1711234560",
+                               "content": "seed 0", "status": "done"}))  # the seed's "done"
+    log.write_bytes(b"\n".join(lines) + b"\n")
+    os.chmod(log, 0o600)
+    b = Bridge(bridge_dir, agent="tester")
+    handled: list[str] = []
+    with b.follow("old-consumer") as f:
+        f.run(lambda e: handled.append(e.record["id"]), max_records=2)
+    assert b.cursors.load("old-consumer").epoch is None  # type: ignore[union-attr]
+    first = rotate(b)
+    assert not first.rotated and first.pinned_messages == 1  # it has not read the "done"
+    with b.follow("old-consumer") as f:
+        f.run(lambda e: handled.append(e.record["id"]), max_records=3)
+    second = rotate(b)
+    assert second.rotated and second.old_epoch is None and second.moved_messages == 1
+    later = b.send("after the seed", to="kami").id
+    with b.follow("old-consumer") as f:  # resumes through the inode-keyed map
+        f.run(lambda e: handled.append(e.record["id"]), idle_timeout=0.2)
+    assert handled == [*(f"kami-171123456{i}" for i in range(4)), "kami-1711234560", later]
+    b.close()
+
+
+def test_doctor_repair_removes_a_leftover_new_file(bridge: Bridge) -> None:
+    bridge.send("x", to="y")
+    (bridge.directory / ".messages.jsonl.rotating").write_bytes(b"half a file")
+    report = run_doctor(bridge)
+    assert report.ok
+    assert [f.kind for f in report.warnings] == ["rotation-leftover"]
+    assert run_doctor(bridge, repair=True).warnings == []
+    assert not (bridge.directory / ".messages.jsonl.rotating").exists()
