@@ -533,3 +533,18 @@ def test_doctor_repair_removes_a_leftover_new_file(bridge: Bridge) -> None:
     assert [f.kind for f in report.warnings] == ["rotation-leftover"]
     assert run_doctor(bridge, repair=True).warnings == []
     assert not (bridge.directory / ".messages.jsonl.rotating").exists()
+
+
+def test_cli_rotate_shows_a_progress_bar_on_a_terminal(cli: CLI) -> None:
+    script = require_tool("script")  # util-linux: runs the command on a pseudo-terminal
+    for i in range(3):
+        cli.ok("done", cli.ok("send", f"m{i}", "--to", "x").strip())
+    env = {k: v for k, v in cli.env.items() if k != "NO_COLOR"}
+    proc = subprocess.run([script, "-qec", f"{cli.env['PATH'].split(':')[0]}/bridge rotate "
+                           "--older-than 0s", "/dev/null"], env=env, capture_output=True,
+                          timeout=60, check=False)
+    out = proc.stdout.decode("utf-8", "replace")
+    assert proc.returncode == 0, out
+    assert "rotating" in out and "bytes" in out  # the bar (it clears itself at the end)
+    assert "moved 6 records (3 messages" in out
+    assert "Traceback" not in out
