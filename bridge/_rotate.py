@@ -41,7 +41,7 @@ import orjson
 
 from ._archive import ArchiveAppender, archive_path
 from ._errors import BridgeError, BridgeIOError, BridgeUnavailable, InvalidInput
-from ._fs import atomic_write, fsync_dir, open_private
+from ._fs import Perms, atomic_write, fsync_dir, open_private
 from ._ids import new_id
 from ._lock import lock_holders
 from ._records import PROTOCOL_VERSION, encode
@@ -114,10 +114,11 @@ class RotationResult:
 
 
 @contextlib.contextmanager
-def _rotation_lock(directory: Path) -> Iterator[None]:
+def _rotation_lock(directory: Path, perms: Perms | None = None) -> Iterator[None]:
     """One rotation (or repair) at a time per bridge; a second one fails at once."""
     path = directory / ROTATION_LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    # Read-only is enough for flock, and lets any member of a shared group take it.
+    fd = open_private(path, os.O_RDONLY, perms or Perms())
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -234,7 +235,7 @@ def _recover(directory: Path) -> str | None:
 
 def repair_rotation(bridge: Bridge) -> str | None:
     """Complete or roll back an interrupted rotation: "completed", "rolled back" or None."""
-    with _rotation_lock(bridge.directory):
+    with _rotation_lock(bridge.directory, bridge.perms):
         return _recover(bridge.directory)
 
 
@@ -261,15 +262,24 @@ def _horizon(bridge: Bridge, old_key: str | None, old_ino: int, snapshot: int,
 
 
 def _owner_of(st: os.stat_result) -> tuple[int, int] | None:
-    """Ownership to give new files so the agents that own the bridge can still use it."""
+    """Ownership to give new files so that every agent using the bridge still can.
+
+    The owner of the live file needs nothing; root gives the files to that owner.
+    In a shared group (the file is group-readable and writable and we are in its
+    group), the new files keep the group and the mode, which is what the others use.
+    """
     euid = os.geteuid()
     if euid == st.st_uid:
         return None
     if euid == 0:
         return (st.st_uid, st.st_gid)
+    shared = stat.S_IMODE(st.st_mode) & 0o060 == 0o060
+    if shared and st.st_gid in {os.getegid(), *os.getgroups()}:
+        return (-1, st.st_gid)
     raise BridgeUnavailable(
-        f"rotation must run as the owner of the bridge (uid {st.st_uid}) or as root: the new "
-        "live file would otherwise belong to another user"
+        f"rotation must run as the owner of the live file (uid {st.st_uid}), as root, or as "
+        f"a member of its group (gid {st.st_gid}) when it is shared (mode 0660): a new live "
+        "file of ours would otherwise lock the other agents out"
     )
 
 
@@ -328,7 +338,7 @@ def rotate(
     step = on_step or (lambda _name: None)
     result = RotationResult(dry_run=dry_run)
     directory = bridge.directory
-    with _rotation_lock(directory):
+    with _rotation_lock(directory, bridge.perms):
         if not dry_run:
             result.recovered = _recover(directory)
         try:

@@ -548,3 +548,69 @@ def test_cli_rotate_shows_a_progress_bar_on_a_terminal(cli: CLI) -> None:
     assert "rotating" in out and "bytes" in out  # the bar (it clears itself at the end)
     assert "moved 6 records (3 messages" in out
     assert "Traceback" not in out
+
+
+AS_USER = """
+import os, sys, time
+# Everything is imported first: the interpreter's own files may not be readable for
+# that user, and neither may the path above the bridge (hence the chdir).
+import bridge._follow, bridge._rotate, bridge._search, bridge._watch
+from bridge import Bridge, BridgeUnavailable, rotate
+uid, gid, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+os.chdir(sys.argv[4])
+os.setgroups([gid] if mode == "member" else [])
+os.setgid(gid if mode == "member" else uid)
+os.setuid(uid)
+b = Bridge(".", agent="kaylee", group=gid if mode == "member" else None)
+try:
+    r = rotate(b, older_than=0, now=time.time() + 1)
+except BridgeUnavailable as exc:
+    print("refused:", exc)
+else:
+    print("rotated", r.moved_messages)
+"""
+
+
+@pytest.mark.parametrize("mode", ["member", "stranger"])
+def test_another_agent_of_a_shared_group_may_rotate(bridge_dir: Path, mode: str) -> None:
+    """Kaylee rotates a bridge whose live file Kami created: in a shared group that works
+    and Kami can still write; a user outside the group is refused before anything changes."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as two users")
+    import sys
+
+    kami, kaylee, group = 4242, 4243, 4343
+    b = Bridge(bridge_dir, agent="kami", group=group)
+    for i in range(4):
+        b.done(b.send(f"m{i}", to="x").id)
+    b.close()
+    for path in [bridge_dir, *bridge_dir.rglob("*")]:
+        os.chown(path, kami, group)
+    if mode == "stranger":  # it can reach and write everything, but shares no group
+        bridge_dir.chmod(0o777)
+        for path in bridge_dir.iterdir():
+            path.chmod(0o666)
+    before = (bridge_dir / "messages.jsonl").read_bytes()
+    proc = subprocess.run([sys.executable, "-c", AS_USER, str(kaylee), str(group), mode,
+                           str(bridge_dir)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    if mode == "stranger":
+        assert proc.stdout.startswith("refused: rotation must run as the owner")
+        assert (bridge_dir / "messages.jsonl").read_bytes() == before
+        assert not (bridge_dir / "archive").exists()
+        return
+    assert proc.stdout.strip() == "rotated 4"
+    st = (bridge_dir / "messages.jsonl").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (kaylee, group, 0o660)
+    for path in (bridge_dir / "archive").iterdir():
+        assert path.stat().st_gid == group and stat.S_IMODE(path.stat().st_mode) == 0o660
+    # Kami (the same group) still appends to the new file.
+    as_kami = AS_USER.partition("b = Bridge")[0] + \
+        "print(Bridge('.', agent='kami', group=gid).send('after', to='x').id)"
+    proc = subprocess.run([sys.executable, "-c", as_kami,
+                           str(kami), str(group), "member", str(bridge_dir)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    with Bridge(bridge_dir, agent="root") as again:
+        assert again.get(proc.stdout.strip()).message.content == "after"

@@ -11,14 +11,17 @@ from tests.conftest import ROOT, require_tool
 UNITS = ROOT / "systemd"
 
 
+INSTALL_BIN = "/opt/kami-bridge/current/bin"
+"""Where the units expect the toolkit (the deployment layout of docs/operations.md)."""
+
+
 def render(tmp_path: Path) -> Path:
     """The units with ExecStart pointing at this checkout's `bridge` (verify wants it to exist)."""
     out = tmp_path / "units"
     out.mkdir()
-    bridge_bin = Path(sys.executable).parent / "bridge"
     for name in ("bridge-rotate.service", "bridge-rotate.timer"):
         text = (UNITS / name).read_text()
-        (out / name).write_text(text.replace("/usr/local/bin/bridge", str(bridge_bin)))
+        (out / name).write_text(text.replace(INSTALL_BIN, str(Path(sys.executable).parent)))
     return out
 
 
@@ -51,7 +54,7 @@ def test_exec_start_is_a_command_the_cli_accepts(tmp_path: Path) -> None:
     exec_start = next(line.split("=", 1)[1] for line in service.splitlines()
                       if line.startswith("ExecStart="))
     argv = exec_start.split()
-    assert argv[0] == "/usr/local/bin/bridge"
+    assert argv[0] == f"{INSTALL_BIN}/bridge"
     bridge_bin = str(Path(sys.executable).parent / "bridge")
     directory = tmp_path / "b"
     subprocess.run([bridge_bin, "--dir", str(directory), "send", "hello"], check=True,
