@@ -636,6 +636,103 @@ def stats(as_json: JsonOption = False) -> None:
     console.print(grid)
 
 
+# -- agent operations ----------------------------------------------------------------------
+
+_STATE_STYLE = {"ok": "green", "slow": "yellow", "paused": "cyan", "degraded": "red",
+                "down": "bold red"}
+
+
+@app.command()
+def health(
+    urls: Annotated[list[str], typer.Argument(metavar="URL...", help="Agents' /health URLs "
+                                              "(http://host:port/health).")],
+    as_json: JsonOption = False,
+    timeout: Annotated[str, typer.Option("--timeout", help="Give up on a peer after this "
+                                         "long.")] = "5s",
+    slow: Annotated[str, typer.Option("--slow", help="An answer later than this is slow.")
+                    ] = "2s",
+) -> int:
+    """Check agents' /health once: ok, slow, paused, degraded or down. Exit 1 if any is
+    down or degraded. A bearer token, if needed, comes from $BRIDGE_HEALTH_TOKEN (or the
+    systemd credential health-token), never from the command line."""
+    import httpx
+
+    from bridge.runtime._peers import check_peer
+
+    token = os.environ.get("BRIDGE_HEALTH_TOKEN") or None
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if token is None and creds and Path(creds, "health-token").is_file():
+        token = Path(creds, "health-token").read_text().strip() or None
+    limit, late = lib.parse_duration(timeout), lib.parse_duration(slow)
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise lib.InvalidInput(f"{url!r} is not an http(s) URL")
+    with httpx.Client() as client:
+        results = [check_peer(client, url, url, token=token, timeout=limit, slow=late)
+                   for url in urls]
+    if as_json:
+        print_json([r.to_dict() for r in results])
+    else:
+        console = out()
+        for r in results:
+            row = Text(f"{r.state:9}", style=_STATE_STYLE.get(r.state, ""))
+            row.append(f" {r.url}")
+            if r.agent:
+                row.append(f"  {r.agent} {r.version or ''}", style="dim")
+            row.append(f"  {r.detail}")
+            console.print(row)
+    return 1 if any(r.state in ("down", "degraded") for r in results) else 0
+
+
+@app.command()
+def logs(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Agent log files "
+                                                "(JSON lines); - reads stdin.")],
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
+    level: Annotated[str | None, typer.Option("--level", help="This level and above: debug, "
+                                              "info, warning, error.")] = None,
+    event: Annotated[str | None, typer.Option("--event", help="An event name, or a prefix "
+                                              "ending in . or * (e.g. bridge.*).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="A date, timestamp or "
+                                              "duration ago (2h).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Same forms as --since.")
+                     ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read and filter agents' structured logs (their files, or journalctl -o cat on stdin)."""
+    from bridge._time import parse_when
+    from bridge.runtime._logs import LEVEL_RANK, LogFilter, read_logs
+
+    _check_choice(level, frozenset(LEVEL_RANK), "--level")
+    keep = LogFilter(agent=agent, level=level, event=event,
+                     since=parse_when(since) if since else None,
+                     until=parse_when(until) if until else None)
+    console = out()
+    for path in files:
+        stream = sys.stdin.buffer if str(path) == "-" else None
+        try:
+            handle = stream or open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise lib.InvalidInput(f"log file {path} does not exist") from None
+        try:
+            for line in read_logs(handle, keep):
+                if as_json:
+                    print_json(line)
+                    continue
+                row = Text(_short_time(line.get("ts")), style="dim")
+                lvl = str(line.get("level"))
+                row.append(f"  {lvl:7}", style={"error": "red", "critical": "bold red",
+                                                 "warning": "yellow"}.get(lvl, ""))
+                row.append(f"  {line.get('agent')}  ")
+                row.append(str(line.get("event")), style="bold")
+                rest = {k: v for k, v in line.items()
+                        if k not in ("ts", "level", "agent", "event", "traceback")}
+                if rest:
+                    row.append("  " + " ".join(f"{k}={v}" for k, v in rest.items()))
+                console.print(row)
+        finally:
+            if stream is None:
+                handle.close()
 # -- rotation and search -------------------------------------------------------------------
 
 def _parse_size(text: str) -> int:

@@ -447,6 +447,105 @@ def bench_fold(quick: bool) -> None:
                     "≤ 3 s (for 1 M)", fold_s * (1_000_000 / n) <= 3.0, {"runs": fold_runs}))
 
 
+# -- 5. the agent runtime: /health under load, idle cost ---------------------------------------
+
+# A keep-alive client on a raw socket, like wrk: httpx adds ~0.6 ms of its own per
+# request on this machine, which would hide the server's figure.
+HEALTH_LOAD = textwrap.dedent("""
+    import socket, sys, time
+    host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    request = b"GET /health HTTP/1.1\\r\\nHost: bench\\r\\n\\r\\n"
+    lat = []
+    end = time.monotonic() + seconds
+    buf = b""
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        sock.sendall(request)
+        while b"\\r\\n\\r\\n" not in buf:
+            buf += sock.recv(65536)
+        head, _, buf = buf.partition(b"\\r\\n\\r\\n")
+        assert head.startswith(b"HTTP/1.1 200"), head[:40]
+        length = int(head.lower().split(b"content-length:")[1].split(b"\\r\\n")[0])
+        while len(buf) < length:
+            buf += sock.recv(65536)
+        buf = buf[length:]
+        lat.append(time.perf_counter() - t0)
+    print(" ".join(f"{x:.6f}" for x in lat))
+""")
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_runtime(quick: bool) -> None:
+    d = fresh("runtime")
+    bridge = Bridge(d / "bridge", agent="kami")
+    bridge.send("warm up", to="nobody")
+    cfg = d / "echo.toml"
+    cfg.write_text(f'bridge = "{bridge.directory}"\n[health]\nport = 0\n[log]\nlevel = "warning"\n')
+    agent = subprocess.Popen([sys.executable, "-m", "tests.echo_agent", "run", "--config",
+                              str(cfg)], cwd=ROOT, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        port_line = b""
+        assert agent.stderr is not None
+        # The agent logs at warning: find its port from /proc instead of its log.
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+                parts = line.split()
+                if parts[3] == "0A" and parts[1].startswith("0100007F:"):
+                    inode = parts[9]
+                    fds = Path(f"/proc/{agent.pid}/fd")
+                    for fd in fds.iterdir():
+                        try:
+                            if os.readlink(fd) == f"socket:[{inode}]":
+                                url = f"http://127.0.0.1:{int(parts[1].split(':')[1], 16)}/health"
+                        except OSError:
+                            continue
+            time.sleep(0.1)
+        del port_line
+        assert url is not None, "the agent did not start listening"
+        seconds = 5.0 if quick else 15.0
+        # Keep the agent busy: a stream of requests it claims and answers (fsync each).
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        load = subprocess.Popen([sys.executable, "-c", HEALTH_LOAD, "127.0.0.1", port,
+                                 str(seconds)], stdout=subprocess.PIPE)
+        sent = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            bridge.send(f"job {sent}", to="echo")
+            sent += 1
+            time.sleep(0.002)
+        out, _ = load.communicate(timeout=60)
+        lat = sorted(float(x) * 1000 for x in out.split())
+        answered = sum(1 for s in bridge.fold() if s.sender == "echo")
+        ROWS.append(Row("/health while the agent is busy (loopback)",
+                        f"p50 {pct(lat, 50):.2f} ms, p99 {pct(lat, 99):.2f} ms",
+                        f"{len(lat):,} requests, one keep-alive client; {answered:,} jobs "
+                        "answered meanwhile",
+                        "", "p99 ≤ 5 ms", pct(lat, 99) <= 5.0))
+        # Idle: nothing to do; CPU over a window, RSS at the end.
+        time.sleep(3)
+        window = 10.0 if quick else 30.0
+        c0, t0 = proc_cpu_seconds(agent.pid), time.monotonic()
+        time.sleep(window)
+        cpu = (proc_cpu_seconds(agent.pid) - c0) / (time.monotonic() - t0) * 100
+        rss = rss_kib(agent.pid) / 1024
+        ROWS.append(Row("idle agent (echo agent on the runtime)",
+                        f"CPU {cpu:.2f}% over {window:.0f} s, RSS {rss:.1f} MB", "", "",
+                        "≤ 1% CPU, ≤ 60 MB", cpu <= 1.0 and rss <= 60))
+    finally:
+        agent.terminate()
+        agent.wait(timeout=30)
+        if agent.stderr is not None:
+            agent.stderr.close()
+        bridge.close()
 # -- 5. rotation and search ---------------------------------------------------------------
 
 ROT_WRITER = textwrap.dedent("""
@@ -693,7 +792,8 @@ def rss_kib(pid: int, key: str = "VmRSS") -> int:
 # -- report --------------------------------------------------------------------------------
 
 BENCHES = {"append": bench_append, "concurrent": bench_concurrent, "latency": bench_latency,
-           "fold": bench_fold, "big": bench_big, "rotate": bench_rotate, "search": bench_search}
+           "fold": bench_fold, "big": bench_big, "runtime": bench_runtime, "rotate": bench_rotate,
+           "search": bench_search}
 
 
 def machine() -> str:

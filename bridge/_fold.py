@@ -122,6 +122,9 @@ class Fold:
     """
 
     messages: dict[str, MessageState] = field(default_factory=dict)
+    # The messages not yet final, in file order: what inboxes and claims look at,
+    # so their cost follows the open work, not the size of the file.
+    open: dict[str, MessageState] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], str] = field(default_factory=dict)
     replies: dict[str, list[str]] = field(default_factory=dict)
     issues: list[FoldIssue] = field(default_factory=list)
@@ -265,6 +268,7 @@ class Fold:
                 # with the new status; read that as a status change.
                 if status in TERMINAL_STATUSES and not known.terminal:
                     known.status, known.updated = status, ts
+                    self.open.pop(mid, None)
                     known.changes += 1
                 return
             self._issue(offset, "duplicate",
@@ -277,6 +281,8 @@ class Fold:
             status if status in TERMINAL_STATUSES else "pending",
         )
         self.messages[mid] = state
+        if not state.terminal:
+            self.open[mid] = state
         if reply_to is not None:
             self.replies.setdefault(reply_to, []).append(mid)
         if idem is not None:
@@ -317,6 +323,7 @@ class Fold:
         else:
             state.status = new
             state.lease_until = None
+            self.open.pop(ref, None)
         if reason is not None:
             state.reason = reason
         state.updated = ts
@@ -332,7 +339,7 @@ class Fold:
         """Open messages for ``agent``: available ones (priority, then age) and, optionally,
         those claimed and in flight."""
         out = []
-        for state in self.messages.values():
+        for state in self.open.values():
             if state.terminal or not state.addressed_to(agent):
                 continue
             eff = state.effective_status(now)

@@ -41,7 +41,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
-  [ "$created_policy" = 1 ] && rm -f "$policy"
+  if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
 elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
   sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq
   sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"

@@ -171,6 +171,7 @@ class FoldMachine(RuleBasedStateMachine):
 
     def _check(self, fold: Fold) -> None:
         assert set(fold.messages) == set(self.model)
+        assert set(fold.open) == {i for i, m in self.model.items() if m.status not in TERMINAL}
         for mid, m in self.model.items():
             s = fold.messages[mid]
             assert (s.status, s.claimed_by if s.status == "claimed" else None, s.attempts) == (

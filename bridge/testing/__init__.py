@@ -1,0 +1,7 @@
+"""Local stand-ins for services out of reach in tests and demos.
+
+They speak the real wire format, so the real client libraries are used against
+them unchanged: :mod:`bridge.testing.messages_api` is the Anthropic Messages
+API. (Kami's Green API simulator lives with Kami.) Nothing here is imported by
+the library itself.
+"""
