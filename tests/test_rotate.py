@@ -614,3 +614,17 @@ def test_another_agent_of_a_shared_group_may_rotate(bridge_dir: Path, mode: str)
     assert proc.returncode == 0, proc.stderr
     with Bridge(bridge_dir, agent="root") as again:
         assert again.get(proc.stdout.strip()).message.content == "after"
+
+
+@pytest.mark.parametrize(("size", "expected"), [("1k", 1024), ("2KiB", 2048), ("0.5M", 524288),
+                                                ("3000", 3000)])
+def test_cli_max_size_units(cli: CLI, size: str, expected: int) -> None:
+    with Bridge(cli.directory, agent="filler") as b:
+        for i in range(40):
+            b.done(b.send(f"m{i} " + "x" * 200, to="x").id)
+    out = orjson.loads(cli.ok("rotate", "--older-than", "off", "--max-size", size, "--json"))
+    live = (cli.directory / "messages.jsonl").stat().st_size
+    before = out["moved_bytes"] + out["kept_bytes"]
+    assert out["rotated"] == (before > expected)
+    if out["rotated"]:
+        assert live <= max(expected, 400)  # at most about the header and a last record over
