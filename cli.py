@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -376,9 +376,9 @@ def tail(
     console = out()
     width = console.width if sys.stdout.isatty() else None
 
-    def emit(entry: lib.Entry) -> None:
-        if as_json:  # the line exactly as it is in the file
-            sys.stdout.buffer.write(b.raw_line(entry))
+    def emit(entry: lib.Entry, raw_line: Any = b.raw_line) -> None:
+        if as_json:  # the line exactly as it is in the file (the one it was read from)
+            sys.stdout.buffer.write(raw_line(entry))
         else:
             console.print(render_record(entry.record, width))
 
@@ -390,13 +390,16 @@ def tail(
         return
     # Continue exactly after the last line read above: nothing missed, nothing twice.
     with b.follow(start=end) as follower:
+        # A local follower reads each line from the file it came from (after a rotation
+        # the name may point elsewhere); a remote one asks the host for the bytes.
+        raw = follower.raw_line if isinstance(follower, lib.Follower) else b.raw_line
         for entry in follower:
             rec = entry.record
             if status is not None and rec.get("t") in (None, "msg") \
                     and rec.get("status", "pending") == status and wanted is not None:
                 wanted.add(rec["id"])
             if _matches(rec, sender, to, type_, wanted):
-                emit(entry)
+                emit(entry, raw)
                 sys.stdout.flush()
 
 
@@ -451,12 +454,16 @@ def show(
     now = time.time()
     if as_json:
         print_json({**view_json(hist.view, now), "history": hist.changes,
-                    "thread": [view_json(v, now) for v in hist.thread]})
+                    "thread": [view_json(v, now) for v in hist.thread],
+                    "archive": str(hist.archive) if hist.archive else None})
         return
     console = out()
     m, st = hist.view.message, hist.view.state
     eff = st.effective_status(now)
     console.print(Text(m.id, style="bold"))
+    if hist.archive is not None:
+        console.print(Text(f"archived in {hist.archive.parent.name}/{hist.archive.name}",
+                           style="dim"))
     rows = [("from", m.sender), ("to", m.to or "* (any agent but the sender)"),
             ("type", m.type), ("priority", st.priority),
             ("sent", f"{_short_time(m.ts)} ({_age(m.ts, now)} ago)")]
@@ -596,18 +603,26 @@ def status(as_json: JsonOption = False) -> None:
 
 
 @app.command()
-def doctor(as_json: JsonOption = False) -> int:
-    """Validate the whole file; report torn/corrupt lines, schema violations, orphan
-    status records. Exit 1 when it finds an error."""
+def doctor(
+    as_json: JsonOption = False,
+    repair: Annotated[bool, typer.Option("--repair", help="First finish or roll back an "
+                                         "interrupted rotation.")] = False,
+) -> int:
+    """Validate the live file and the archives; report torn/corrupt lines, schema
+    violations, orphan status records, archive problems. Exit 1 when it finds an error."""
     b = open_bridge(create=False)
-    report = _doctor_report(b)
+    report = _doctor_report(b, repair=repair)
     if as_json:
         print_json(report.to_dict())
         return 0 if report.ok else 1
     console = out()
+    for note in report.repaired:
+        console.print(Text(f"repaired: {note}", style="green"))
     for f in report.findings:
         where = f"line {f.line}" if f.line else (f"offset {f.offset}" if f.offset is not None
                                                   else "")
+        if f.file:
+            where = f"{f.file} {where}".strip()
         style = "red" if f.severity == "error" else "yellow"
         row = Text(f"{f.severity:7}", style=style)
         row.append(f" {f.kind:15} ")
@@ -615,8 +630,11 @@ def doctor(as_json: JsonOption = False) -> int:
             row.append(f"{where}: ", style="dim")
         row.append(f.message)
         console.print(row)
+    archives = (f", {report.archives} archive(s) with {report.archived_records:,} records"
+                if report.archives else "")
     summary = (f"{report.lines:,} lines, {report.records:,} records, {report.messages:,} "
-               f"messages: {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+               f"messages{archives}: {len(report.errors)} error(s), "
+               f"{len(report.warnings)} warning(s)")
     console.print(Text(summary, style="green" if report.ok else "bold red"))
     return 0 if report.ok else 1
 
@@ -740,6 +758,148 @@ def logs(
         finally:
             if stream is None:
                 handle.close()
+# -- rotation and search -------------------------------------------------------------------
+
+def _parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``64k`` or a number of bytes."""
+    units = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    raw = text.strip().lower().removesuffix("ib").removesuffix("b") if text.strip() else ""
+    num, unit = raw.rstrip("kmgt"), raw[len(raw.rstrip("kmgt")):]
+    try:
+        value = float(num)
+    except ValueError:
+        value = -1.0
+    if value < 0 or unit not in units:
+        raise lib.InvalidInput(f"size {text!r} is not understood: use bytes or a number with "
+                               "k, M, G (e.g. 500M)")
+    return int(value * units[unit])
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@app.command()
+def rotate(
+    older_than: Annotated[str, typer.Option("--older-than", help="Archive finished messages "
+                                            "whose last change is older than this (e.g. 30d, "
+                                            "12h); 'off' to rotate by size only.")] = "30d",
+    max_size: Annotated[str | None, typer.Option("--max-size", help="Also archive finished "
+                                                 "messages, oldest first, until the live file "
+                                                 "is about this size (e.g. 500M).")] = None,
+    compress: Annotated[bool, typer.Option("--compress", help="Gzip new archive months "
+                                           "(zcat | jq still reads them).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would move; change "
+                                          "nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move finished messages (with their status records) into archive/ by month."""
+    age = None if older_than.strip().lower() in ("off", "none") else \
+        lib.parse_duration(older_than)
+    size = _parse_size(max_size) if max_size is not None else None
+    b = open_bridge(create=False)
+    if isinstance(b, lib.SftpBridge):
+        raise lib.RemoteUnsupported("rotation runs on the bridge's host with the toolkit "
+                                    "installed; the SFTP fallback cannot rotate")
+    if isinstance(b, lib.RemoteBridge):
+        result = b.rotate(older_than=age, max_size=size, compress=compress, dry_run=dry_run)
+    elif as_json or dry_run or not sys.stderr.isatty():
+        result = lib.rotate(b, older_than=age, max_size=size, dry_run=dry_run, compress=compress)
+    else:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        bar = Progress("rotating", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                       console=err(), transient=True)
+        with bar:
+            task = bar.add_task("rotate", total=None)
+            result = lib.rotate(b, older_than=age, max_size=size, dry_run=dry_run,
+                                compress=compress,
+                                progress=lambda done, total: bar.update(task, completed=done,
+                                                                        total=total))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    console = err()
+    if result.recovered:
+        console.print(Text(f"an interrupted rotation was {result.recovered} first",
+                           style="yellow"))
+    if not result.moved_records and not result.corrupt_moved:
+        console.print(f"nothing to rotate: no finished message is old enough to move; kept "
+                      f"{result.kept_records:,} records ({_human_bytes(result.kept_bytes)}); "
+                      f"{result.seconds:.2f} s")
+        return
+    verb = "would move" if dry_run else "moved"
+    months = ", ".join(sorted(result.archives))
+    line = (f"{verb} {result.moved_records:,} records ({result.moved_messages:,} messages, "
+            f"{_human_bytes(result.moved_bytes)}) to {months}; kept {result.kept_records:,} "
+            f"records ({_human_bytes(result.kept_bytes)}); {result.seconds:.2f} s")
+    if result.rotated:
+        line += f", lock held {result.lock_held_ms:.1f} ms"
+    console.print(line)
+    if result.corrupt_moved or result.corrupt_kept:
+        console.print(Text(
+            f"{result.corrupt_moved + result.corrupt_kept} corrupt line(s) carried as they are "
+            f"({result.corrupt_moved} into the archives, {result.corrupt_kept} kept) at offsets "
+            f"{', '.join(map(str, result.corrupt_offsets[:10]))}; see bridge doctor",
+            style="yellow"))
+    if result.pinned_messages:
+        names = ", ".join(f"{k} (at {v:,})" for k, v in result.behind_cursors.items())
+        console.print(Text(
+            f"{result.pinned_messages:,} finished message(s) stay because consumer cursors "
+            f"have not read past them: {names}", style="yellow"))
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Text to find in message content.")],
+    regex: Annotated[bool, typer.Option("--regex", "-E", help="QUERY is a regular "
+                                        "expression.")] = False,
+    ignore_case: Annotated[bool, typer.Option("--ignore-case", "-i")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Only messages sent at or "
+                                              "after DATE (2026-11-01, a timestamp, or 7d "
+                                              "ago).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only messages sent before "
+                                              "DATE.")] = None,
+    sender: Annotated[str | None, typer.Option("--from", help="Only messages from NAME.")
+                      ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Only messages to NAME.")] = None,
+    archives: Annotated[bool, typer.Option("--archives", "-a", help="Search the archives "
+                                           "too.")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many "
+                                       "results (0: all).")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Find messages by content, newest first, in the live file (and the archives)."""
+    from bridge._time import parse_when
+
+    b = open_bridge(create=False)
+    filters: dict[str, Any] = {
+        "regex": regex, "ignore_case": ignore_case, "sender": sender, "to": to,
+        "since": parse_when(since) if since else None,
+        "until": parse_when(until) if until else None, "archives": archives}
+    if isinstance(b, lib.SftpBridge):
+        raise lib.RemoteUnsupported("search runs on the bridge's host with the toolkit "
+                                    "installed; the SFTP fallback cannot search archives")
+    hits: Iterable[lib.Hit] = b.search(query, limit=limit, **filters) \
+        if isinstance(b, lib.RemoteBridge) else lib.search(b, query, **filters)
+    console = out()
+    width = console.width if sys.stdout.isatty() else None
+    for n, hit in enumerate(hits, 1):
+        if as_json:  # the line exactly as it is in its file
+            sys.stdout.buffer.write(hit.line)
+        else:
+            row = render_record(hit.record, width)
+            if hit.source != lib.LOG_NAME:
+                row.append(f"  [{hit.source}]", style="dim")
+            console.print(row)
+        if limit and n >= limit:
+            break
+    sys.stdout.flush()
 
 
 # -- remote bridges: --url, serve, ping ---------------------------------------------------
@@ -761,10 +921,13 @@ def _choose_url(ctx: typer.Context, directory: Path | None, url: str | None
     return lib.parse_url(url)
 
 
-def _doctor_report(b: lib.AnyBridge) -> lib.DoctorReport:
+def _doctor_report(b: lib.AnyBridge, *, repair: bool = False) -> lib.DoctorReport:
     if isinstance(b, lib.RemoteBridge | lib.SftpBridge):
+        if repair:
+            raise lib.InvalidInput("doctor --repair changes files: run it on the bridge's host "
+                                   "(bridge --dir DIR doctor --repair)")
         return b.doctor()  # on the host, or on the fallback's copy
-    return lib.run_doctor(b)
+    return lib.run_doctor(b, repair=repair)
 
 
 def _stats(b: lib.AnyBridge) -> dict[str, Any]:

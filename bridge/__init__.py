@@ -52,6 +52,8 @@ from ._pause import PauseInfo
 from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
 from ._remote import PingResult, RemoteBridge, ping
 from ._remote_follow import RemoteFollower
+from ._rotate import DEFAULT_OLDER_THAN, RotationResult, repair_rotation, rotate
+from ._search import Hit, search
 from ._sftp import SftpBridge
 from ._stats import compute_stats
 from ._time import parse_duration, parse_ts
@@ -64,6 +66,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
+    "DEFAULT_OLDER_THAN",
     "LOG_NAME",
     "PROTOCOL_VERSION",
     "AnyBridge",
@@ -85,6 +88,7 @@ __all__ = [
     "FoldIssue",
     "Follower",
     "History",
+    "Hit",
     "HostKeyChanged",
     "HostKeyError",
     "HostUnreachable",
@@ -103,6 +107,7 @@ __all__ = [
     "RemoteError",
     "RemoteFollower",
     "RemoteUnsupported",
+    "RotationResult",
     "SendResult",
     "SftpBridge",
     "StateConflict",
@@ -118,5 +123,8 @@ __all__ = [
     "parse_ts",
     "parse_url",
     "ping",
+    "repair_rotation",
+    "rotate",
     "run_doctor",
+    "search",
 ]

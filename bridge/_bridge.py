@@ -111,6 +111,8 @@ class History:
     view: MessageView
     changes: list[dict[str, Any]]
     thread: list[MessageView]
+    archive: Path | None = None
+    """The archive the message was found in (None: the live file)."""
 
 
 @dataclass(frozen=True)
@@ -443,7 +445,13 @@ class Bridge:
     def _require_open(self, ref: str, who: str, *, force: bool = False) -> MessageView:
         state = self.fold().get(ref)
         if state is None:
-            raise NotFound(f"no message {ref} in {self.log_path}")
+            from ._search import find_archived
+
+            archived = find_archived(self.directory, ref)
+            if archived is not None:
+                raise StateConflict(f"{ref} is already {archived.state.status} "
+                                    f"(archived in {archived.archive.path.name})")
+            raise NotFound(f"no message {ref} in {self.log_path} or its archives")
         if state.terminal:
             raise StateConflict(f"{ref} is already {state.status}")
         now = time.time()
@@ -594,11 +602,22 @@ class Bridge:
         return MessageView(Message.from_record(obj), state)
 
     def get(self, message_id: str) -> MessageView:
-        """A message and its state. Raises NotFound."""
+        """A message and its state, from the live file or else the archives. Raises NotFound."""
         state = self.fold().get(message_id)
         if state is None:
-            raise NotFound(f"no message {message_id} in {self.log_path}")
+            return self._archived_history(message_id).view
         return self._view(state)
+
+    def _archived_history(self, message_id: str) -> History:
+        from ._search import find_archived
+
+        found = find_archived(self.directory, message_id)
+        if found is None:
+            raise NotFound(f"no message {message_id} in {self.log_path} or its archives")
+        thread = [MessageView(Message.from_record(found.records[s.offset]), s)
+                  for s in found.fold.thread(message_id) if s.offset in found.records]
+        view = next(v for v in thread if v.id == message_id)
+        return History(view, found.changes, thread, archive=found.archive.path)
 
     def inbox(self, agent: str, *, include_claimed: bool = True) -> list[MessageView]:
         """Open messages addressed to ``agent`` (see :meth:`Fold.inbox`)."""
@@ -608,7 +627,13 @@ class Bridge:
                                                   include_claimed=include_claimed)]
 
     def history(self, message_id: str) -> History:
-        """The message, every status record about it (scanned from the file), and its thread."""
+        """The message, every status record about it (scanned from the file), and its thread.
+
+        A message that rotation archived comes from its archive (``archive`` names
+        it); its thread is what that archive holds.
+        """
+        if self.fold().get(message_id) is None:
+            return self._archived_history(message_id)
         view = self.get(message_id)
         needle = orjson.dumps(message_id)  # the id as it appears quoted in a line
         changes: list[dict[str, Any]] = []

@@ -124,7 +124,7 @@ class Follower:
             if same:
                 self._pos = min(cursor.offset, st.st_size)
             else:
-                self._pos = self._relocate(cursor.epoch, cursor.offset, fd)
+                self._pos = self._relocate(cursor.epoch, cursor.offset, fd, cursor.inode)
         elif self._start == "end":
             self._pos = line_start_before(fd, st.st_size)
         elif isinstance(self._start, int):
@@ -134,15 +134,18 @@ class Follower:
         self.committed = self._pos
         return True
 
-    def _relocate(self, old_epoch: str | None, old_offset: int, fd: int) -> int:
+    def _relocate(self, old_epoch: str | None, old_offset: int, fd: int,
+                  old_inode: int | None) -> int:
         """Where to resume in a file that replaced the one the position referred to.
 
-        Rotation leaves a map from old to new offsets (see bridge._rotate); without
-        one the file was replaced by hand, and reading restarts at its beginning.
+        Rotation leaves a map from old to new offsets (see bridge._rotation_map);
+        without one the file was replaced by hand, and reading restarts at its
+        beginning.
         """
         from ._rotate import relocate_offset
 
-        new = relocate_offset(self.bridge.directory, old_epoch, old_offset, read_epoch(fd))
+        new = relocate_offset(self.bridge.directory, old_epoch, old_offset, read_epoch(fd),
+                              old_inode=old_inode)
         if new is None:
             log.warning("%s was replaced (epoch %s -> %s) with no rotation map; "
                         "reading it from the start", self.path, old_epoch, read_epoch(fd))
@@ -150,20 +153,27 @@ class Follower:
         return new
 
     def _switch_if_replaced(self) -> bool:
-        """If the name now points to another file, move to it. True if we switched."""
+        """If the name now points to another file, move to it once the old one is drained.
+
+        True if the caller should read again (we switched, or the old file has more).
+        """
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return False
         if st.st_ino == self._ino:
             return False
-        old_fd, old_epoch, old_pos = self._fd, self._epoch, self._pos
+        old_fd, old_epoch, old_pos, old_ino = self._fd, self._epoch, self._pos, self._ino
+        if old_fd is not None and line_start_before(old_fd, os.fstat(old_fd).st_size) > old_pos:
+            # Records reached the old file after our last look (we may have slept
+            # through a whole rotation): read them there first; the caller loops.
+            return True
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
         self._fd, self._ino, self._epoch = fd, os.fstat(fd).st_ino, read_epoch(fd)
-        self._pos = self._relocate(old_epoch, old_pos, fd)
+        self._pos = self._relocate(old_epoch, old_pos, fd, old_ino)
         self.committed = self._pos if self.committed == old_pos else self.committed
         if old_fd is not None:
             os.close(old_fd)
@@ -176,7 +186,8 @@ class Follower:
         if not self._open_if_present() or self._fd is None:
             return []
         out: list[Entry] = []
-        for _ in range(2):
+        # At most: the old file's last records, then the switch, then the new file.
+        for _ in range(3):
             size = os.fstat(self._fd).st_size
             if size > self._pos:
                 for item in scan(self._fd, self._pos, size):
@@ -206,6 +217,16 @@ class Follower:
                 return []
             self._waiter.wait(remaining)
         return []
+
+    def raw_line(self, entry: Entry) -> bytes:
+        """The exact bytes (newline included) of an entry from the last poll or wait.
+
+        Read from the file the entry came from: after a rotation the name may
+        already point to a file where that offset holds something else.
+        """
+        if self._fd is None:
+            raise ValueError("the follower has no file open")
+        return os.pread(self._fd, entry.end - entry.offset, entry.offset)
 
     def commit(self, upto: Entry | int | None = None) -> None:
         """Record that everything before ``upto`` (default: all handed out) is processed."""

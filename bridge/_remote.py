@@ -38,6 +38,8 @@ from ._fold import Fold, MessageState
 from ._ids import validate_agent_name
 from ._pause import PauseInfo
 from ._records import Entry
+from ._rotate import RotationResult
+from ._search import Hit
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session, clone
 from ._ssh import SSHTarget, resolve_target
 from ._url import BridgeURL, parse_url
@@ -592,6 +594,18 @@ class RemoteBridge:
         """``bridge stats`` computed on the host."""
         result: dict[str, Any] = self._call("stats", retry=True)
         return result
+
+    def rotate(self, *, older_than: float | None = None, max_size: int | None = None,
+               compress: bool = False, dry_run: bool = False) -> RotationResult:
+        """``bridge rotate`` run on the host (under the host's locks)."""
+        result = self._call("rotate", {"older_than": older_than, "max_size": max_size,
+                                       "compress": compress, "dry_run": dry_run})
+        return RotationResult(**result)
+
+    def search(self, text: str, *, limit: int = 50, **filters: Any) -> list[Hit]:
+        """``bridge search`` run on the host; at most ``limit`` hits (0: the host's cap)."""
+        items = self._call("search", {"text": text, "limit": limit, **filters}, retry=True)
+        return [Hit(i["record"], i["line"].encode(), i["source"]) for i in items]
 
 
 def _version() -> str:

@@ -81,6 +81,9 @@ MAX_SUBSCRIPTIONS = 64
 
 _INLINE_OPS = frozenset({"ping", "credit"})
 
+SEARCH_CAP = 10_000
+"""At most this many search hits in one reply."""
+
 
 def _result(res: SendResult) -> list[Any]:
     return [res.id, res.offset, res.duplicate]
@@ -523,6 +526,26 @@ class Server:
 
     def _op_stats(self) -> dict[str, Any]:
         return compute_stats(self._need())
+
+    def _op_rotate(self, *, older_than: float | None = None, max_size: int | None = None,
+                   compress: bool = False, dry_run: bool = False) -> dict[str, Any]:
+        from ._rotate import rotate
+
+        return rotate(self._need(), older_than=older_than, max_size=max_size,
+                      compress=bool(compress), dry_run=bool(dry_run)).to_dict()
+
+    def _op_search(self, *, text: str, limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
+        from ._search import search
+
+        # Bounded: a reply is one line, and the client asked for at most `limit`.
+        cap = max(1, min(int(limit) if limit else SEARCH_CAP, SEARCH_CAP))
+        hits = []
+        for hit in search(self._need(), text, **filters):
+            hits.append({"record": hit.record, "line": hit.line.decode("utf-8", "replace"),
+                         "source": hit.source})
+            if len(hits) >= cap:
+                break
+        return hits
 
     # -- pause -----------------------------------------------------------------------------
 

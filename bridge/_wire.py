@@ -180,12 +180,15 @@ def view_from_wire(obj: dict[str, Any]) -> MessageView:
 
 def history_to_wire(hist: History) -> dict[str, Any]:
     return {"view": view_to_wire(hist.view), "changes": hist.changes,
-            "thread": [view_to_wire(v) for v in hist.thread]}
+            "thread": [view_to_wire(v) for v in hist.thread],
+            "archive": None if hist.archive is None else str(hist.archive)}
 
 
 def history_from_wire(obj: dict[str, Any]) -> History:
+    archive = obj.get("archive")
     return History(view_from_wire(obj["view"]), list(obj["changes"]),
-                   [view_from_wire(v) for v in obj["thread"]])
+                   [view_from_wire(v) for v in obj["thread"]],
+                   None if archive is None else Path(archive))
 
 
 def pause_from_wire(obj: dict[str, Any] | None) -> PauseInfo | None:

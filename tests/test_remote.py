@@ -368,3 +368,27 @@ def test_closed_connections_release_their_descriptors(sshd: SSHD, bridge_dir: Pa
         assert len(os.listdir("/proc/self/fd")) == before
     finally:
         gc.enable()
+
+
+def test_rotate_and_search_run_on_the_host(both: Both, bridge_dir: Path) -> None:
+    """rotate and search exist since the rotation issue: over ssh:// they run on the host."""
+    old = both.local("send", "an old finished question", "--from", "kami", "--to", "claude")
+    mid = old.stdout.strip()
+    both.local("done", mid, "--from", "claude")
+    both.local("send", "a question still open", "--from", "kami", "--to", "claude")
+    both.same("search", "question", "--json")
+    both.same("search", "QUESTION", "-i")
+    moved = both.remote("rotate", "--older-than", "0s", "--json")
+    assert moved.returncode == 0, moved.stderr
+    result = orjson.loads(moved.stdout)
+    assert result["rotated"] is True
+    assert result["moved_messages"] == 1
+    assert both.remote("rotate", "--older-than", "0s", "--json").returncode == 0
+    archived = both.same("search", "finished", "--archives", "--json")
+    assert orjson.loads(archived)["id"] == mid
+    assert both.same("search", "finished", "--json") == ""  # no longer in the live file
+    shown = orjson.loads(both.same("show", mid, "--json"))
+    assert shown["status"] == "done"
+    repair = both.remote("doctor", "--repair")
+    assert repair.returncode == 5
+    assert "run it on the bridge's host" in repair.stderr

@@ -158,7 +158,8 @@ def test_malformed_requests_get_an_error_reply_and_serving_goes_on(raw: Raw, bri
     assert bad_args["err"]["type"] == "InvalidInput" and "colour" in bad_args["err"]["message"]
     assert raw.call(10, "send", content=5)["err"]["type"] == "InvalidInput"
     assert raw.call(11, "get", id="nope")["err"] == {
-        "type": "NotFound", "exit": 3, "message": f"no message nope in {bridge_dir}/messages.jsonl"}
+        "type": "NotFound", "exit": 3,
+        "message": f"no message nope in {bridge_dir}/messages.jsonl or its archives"}
     # Still serving, and nothing was appended by any of it.
     assert raw.call(12, "send", content="fine")["ok"][0].startswith("tester-")
     assert _contents(bridge_dir) == ["fine"]
