@@ -12,6 +12,7 @@ import pytest
 from bridge import Bridge
 from tests.agent_proc import AgentProcess, NotifyListener
 from tests.helpers import wait_for
+from tests.sshd import BRIDGE_COMMAND, SSHD
 
 
 @pytest.fixture
@@ -216,3 +217,34 @@ def test_config_errors_name_the_key_and_stop_restarts(tmp_path: Path, toml: str,
         agent.close()
     assert f"config {key}" in "\n".join(agent.raw)
     assert len(agent.raw) == 1
+
+
+def test_an_agent_works_through_an_ssh_bridge(tmp_path: Path, sshd: SSHD,
+                                              notify_socket: NotifyListener) -> None:
+    """Kami on one VPS, the bridge on another: the same agent, an ssh:// URL, pushed wake-ups."""
+    bridge = Bridge(tmp_path / "bridge", agent="kami")
+    bridge.send("warm up", to="nobody")
+    cfg = tmp_path / "echo.toml"
+    cfg.write_text(f'bridge = "{sshd.url(bridge.directory)}"\nidle_wait = "30s"\n'
+                   f'[health]\nport = 0\n[ssh]\nconfig = "{sshd.ssh_config}"\n'
+                   f'remote_command = "{BRIDGE_COMMAND}"\n')
+    agent = AgentProcess("tests.echo_agent", ["run", "--config", str(cfg)],
+                         {"NOTIFY_SOCKET": str(notify_socket.path)})
+    try:
+        notify_socket.wait_for("READY=1")
+        assert agent.health().json()["bridge"]["reachable"] is True
+        mid = bridge.send("over ssh", to="echo").id
+        # idle_wait is 30 s: only the host's push can make this quick.
+        wait_for(lambda: bridge.get(mid).status() == "done", timeout=10,
+                 what="the answer through the ssh:// bridge")
+        bridge.pause("maintenance")
+        wait_for(lambda: agent.health().json()["status"] == "paused", timeout=15)
+        paused_id = bridge.send("while paused", to="echo").id
+        bridge.resume()
+        wait_for(lambda: bridge.get(paused_id).status() == "done", timeout=15,
+                 what="work after resume (PAUSE is polled over ssh)")
+        agent.signal(signal.SIGTERM)
+        assert agent.wait() == 0
+    finally:
+        agent.close()
+        bridge.close()

@@ -27,13 +27,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import __version__
 from .._bridge import LOG_NAME, Bridge
 from .._errors import BridgeError, BridgeUnavailable
 from .._pause import PAUSE_NAME
 from .._time import format_ts
+from .._url import connect, parse_url
 from .._watch import ChangeWaiter, WakePipe
 from ._config import AgentConfig
 from ._health import HealthServer
@@ -42,6 +43,10 @@ from ._notify import notify as sd_notify
 from ._notify import watchdog_interval
 from ._peers import Alert, AlertSink, BridgeSink, PeerMonitor
 from ._redact import redact
+from ._remote_wake import RemoteWaker
+
+if TYPE_CHECKING:
+    from .. import AnyBridge
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Agent"]
 
@@ -75,7 +80,7 @@ class Agent:
         self.log = get_logger(config.name)
         self.notify = notify
         self.clock = clock
-        self.bridge: Bridge | None = None
+        self.bridge: AnyBridge | None = None
         # Set by the loop (for other threads) once a stop was requested.
         self.stopping = threading.Event()
         self._stop_requested = False
@@ -91,7 +96,7 @@ class Agent:
         self._backlog: int | None = None
         self._backlog_at = -1e9
         self._signals = 0
-        self._waiter: ChangeWaiter | None = None
+        self._waiter: ChangeWaiter | RemoteWaker | None = None
         self.health: HealthServer | None = None
         self.monitor: PeerMonitor | None = None
         self._monitor_thread: threading.Thread | None = None
@@ -216,11 +221,17 @@ class Agent:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
 
-    def open_bridge(self) -> Bridge:
-        """Open the configured bridge (subclasses may return a remote one)."""
-        return Bridge(self.config.bridge or None, agent=self.config.name,
-                      durability=self.config.durability,  # type: ignore[arg-type]
-                      create=False)
+    def open_bridge(self) -> AnyBridge:
+        """Open the configured bridge: a local directory, or ``ssh://host/path``."""
+        url = parse_url(self.config.bridge) if self.config.bridge else None
+        options: dict[str, Any] = {"durability": self.config.durability, "create": False}
+        if url is not None and url.remote:
+            ssh = self.config.ssh
+            options.update(ssh_config=ssh.config, known_hosts=ssh.known_hosts,
+                           identity_file=ssh.identity(), connect_timeout=ssh.connect_timeout)
+            if ssh.remote_command:
+                options["remote_command"] = ssh.remote_command
+        return connect(url, agent=self.config.name, **options)
 
     def _try_open_bridge(self) -> bool:
         try:
@@ -237,8 +248,11 @@ class Agent:
             self._bridge_error = None
         if was is not None:
             self.log.info("bridge.reachable", target=str(self.bridge.directory))
-        self._waiter = ChangeWaiter(self.bridge.directory, (LOG_NAME, PAUSE_NAME),
-                                    poll_interval=min(1.0, self.config.idle_wait))
+        if isinstance(self.bridge, Bridge):
+            self._waiter = ChangeWaiter(self.bridge.directory, (LOG_NAME, PAUSE_NAME),
+                                        poll_interval=min(1.0, self.config.idle_wait))
+        else:
+            self._waiter = RemoteWaker(self.bridge)
         self.setup()
         return True
 
@@ -274,14 +288,17 @@ class Agent:
         # wake us, so only the wake-ups older than that look are dropped (the
         # waiter was cleared before the step that found nothing).
         fds = [self._wake.fileno(), self._waiter.fileno()]
-        poll = self._waiter.poll_interval if self._waiter.mode == "poll" else timeout
+        # Without inotify: look again every poll interval. With a remote bridge: also,
+        # because PAUSE is not pushed and a resume must be noticed.
+        rechecks = self._waiter.mode in ("poll", "push")
+        poll = self._waiter.poll_interval if rechecks else timeout
         end = self.clock() + timeout
         while True:
             left = end - self.clock()
             if left <= 0:
                 break
             ready, _, _ = select.select(fds, [], [], min(left, poll))
-            if ready or self._waiter.mode == "poll":
+            if ready or rechecks:
                 break
         self._wake.clear()
 

@@ -35,6 +35,7 @@ __all__ = [
     "LogConfig",
     "PeerConfig",
     "PeersConfig",
+    "SSHConfig",
     "Secret",
     "duration",
     "load_config",
@@ -135,6 +136,32 @@ class PeersConfig:
 
 
 @dataclass(frozen=True)
+class SSHConfig:
+    """How an agent reaches an ``ssh://`` bridge (OpenSSH rules: ~/.ssh/config, agent,
+    known_hosts; host keys are always verified)."""
+
+    config: Path | None = None
+    known_hosts: Path | None = None
+    identity_file: Path | None = None
+    remote_command: str | None = None
+    connect_timeout: float = duration(10.0)
+
+    def identity(self, env: Mapping[str, str] | None = None) -> Path | None:
+        """The key: ``identity_file``, else the ``ssh-key`` credential if systemd gave one."""
+        if self.identity_file is not None:
+            return self.identity_file
+        creds = (os.environ if env is None else env).get("CREDENTIALS_DIRECTORY")
+        if creds:
+            path = Path(creds) / "ssh-key"
+            try:
+                if path.stat().st_size > 0:
+                    return path
+            except OSError:
+                return None
+        return None
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """What every agent shares. Agents subclass it and add their own section."""
 
@@ -145,6 +172,7 @@ class AgentConfig:
     health: HealthConfig = field(default_factory=HealthConfig)
     log: LogConfig = field(default_factory=LogConfig)
     peers: PeersConfig = field(default_factory=PeersConfig)
+    ssh: SSHConfig = field(default_factory=SSHConfig)
 
     def validate(self) -> None:
         """Raise ConfigError for the first bad value (sections validate themselves)."""
