@@ -990,6 +990,52 @@ def ping(
     out().print(line)
 
 
+SshConfigOption = Annotated[Path | None, typer.Option(
+    "--ssh-config", help="ssh_config file instead of ~/.ssh/config.")]
+KnownHostsOption = Annotated[Path | None, typer.Option(
+    "--known-hosts", help="known_hosts file instead of ~/.ssh/known_hosts.")]
+IdentityOption = Annotated[Path | None, typer.Option(
+    "--identity", "-i", help="Private key file (default: the agent, then ~/.ssh/id_*).")]
+
+
+@app.command()
+def ctl(
+    host: Annotated[str, typer.Argument(help="[user@]host[:port], or a Host from ssh_config.")],
+    action: Annotated[str, typer.Argument(help="status, start, stop or restart.")],
+    agent: Annotated[str, typer.Argument(help="The agent (unit kami-bridge@AGENT).")],
+    as_json: JsonOption = False,
+    sudo: Annotated[bool, typer.Option("--sudo", help="Run systemctl through sudo -n.")
+                    ] = False,
+    systemctl: Annotated[str, typer.Option("--systemctl", help="systemctl on the host.")
+                         ] = "systemctl",
+    ssh_config: SshConfigOption = None,
+    known_hosts: KnownHostsOption = None,
+    identity: IdentityOption = None,
+) -> int:
+    """Start, stop, restart an agent's service on another host, or show its state.
+
+    Exit 0 when the unit is then running (for stop: stopped), 3 otherwise."""
+    from bridge.runtime._ctl import ctl as run_ctl
+    from bridge.runtime._remote_exec import RemoteHost
+
+    with RemoteHost(host, ssh_config=ssh_config, known_hosts=known_hosts,
+                    identity_file=identity) as remote:
+        result = run_ctl(remote, action, agent, systemctl=systemctl, sudo=sudo)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        style = "green" if result.running else "yellow"
+        line = Text(f"{result.agent} on {result.host}: ")
+        line.append(f"{result.active} ({result.sub})", style=style)
+        if result.restarts:
+            line.append(f", {result.restarts} restart(s)", style="dim")
+        if result.result and result.result != "success":
+            line.append(f", last result {result.result}", style="red")
+        out().print(line)
+    wanted = not result.running if action == "stop" else result.running
+    return 0 if wanted else 3
+
+
 # -- entry point -------------------------------------------------------------------------
 
 def _fail(message: str, code: int) -> NoReturn:

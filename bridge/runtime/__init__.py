@@ -14,10 +14,12 @@ from ._config import (
     PeerConfig,
     PeersConfig,
     Secret,
+    SSHConfig,
     duration,
     load_config,
     secret,
 )
+from ._ctl import CTL_ACTIONS, CtlResult, ctl, unit_name
 from ._health import HealthServer
 from ._logging import AgentLogger, JsonFormatter, get_logger, setup_logging
 from ._models import (
@@ -32,15 +34,19 @@ from ._models import (
 )
 from ._notify import notify, watchdog_interval
 from ._redact import redact, register_secret
+from ._remote_exec import CommandResult, RemoteCommandFailed, RemoteHost
 
 __all__ = [
+    "CTL_ACTIONS",
     "EXIT_FAILED",
     "EXIT_OK",
     "Agent",
     "AgentConfig",
     "AgentLogger",
     "BudgetExhausted",
+    "CommandResult",
     "Completion",
+    "CtlResult",
     "HealthConfig",
     "HealthServer",
     "JsonFormatter",
@@ -53,7 +59,11 @@ __all__ = [
     "ModelsConfig",
     "PeerConfig",
     "PeersConfig",
+    "RemoteCommandFailed",
+    "RemoteHost",
+    "SSHConfig",
     "Secret",
+    "ctl",
     "duration",
     "get_logger",
     "load_config",
@@ -62,5 +72,6 @@ __all__ = [
     "register_secret",
     "secret",
     "setup_logging",
+    "unit_name",
     "watchdog_interval",
 ]
