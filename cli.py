@@ -1036,6 +1036,72 @@ def ctl(
     return 0 if wanted else 3
 
 
+@app.command()
+def deploy(
+    host: Annotated[str, typer.Argument(help="[user@]host[:port], or a Host from ssh_config.")],
+    agent: Annotated[str, typer.Option("--agent", help="kami, kaylee, ...")],
+    config: Annotated[Path | None, typer.Option("--config", help="The agent's TOML config "
+                                                "to install.")] = None,
+    credentials: Annotated[Path | None, typer.Option(
+        "--credentials", help="A directory of credential files (green-api-token, ...) to "
+        "install 0600 for LoadCredential=.")] = None,
+    wheel: Annotated[Path | None, typer.Option("--wheel", help="Deploy this wheel instead of "
+                                               "building one from the checkout.")] = None,
+    units: Annotated[Path | None, typer.Option("--units", help="Unit files directory "
+                                               "[default: systemd/ of the checkout].")] = None,
+    health_timeout: Annotated[str, typer.Option("--health-timeout", help="How long the new "
+                                                "release has to report ok.")] = "60s",
+    sudo: Annotated[bool, typer.Option("--sudo", help="Run the host side through sudo -n.")
+                    ] = False,
+    python: Annotated[str, typer.Option("--python", help="Python 3.11+ on the host.")
+                      ] = "python3",
+    pip_arg: Annotated[list[str] | None, typer.Option(
+        "--pip-arg", help="Extra pip install arguments on the host (e.g. --index-url URL).")
+                       ] = None,
+    root: Annotated[str, typer.Option("--root", help="Install under this directory on the "
+                                      "host (for trials and tests).")] = "/",
+    systemctl: Annotated[str, typer.Option("--systemctl", help="systemctl on the host.")
+                         ] = "systemctl",
+    sysusers: Annotated[str, typer.Option("--sysusers", help="systemd-sysusers on the host.")
+                        ] = "systemd-sysusers",
+    tmpfiles: Annotated[str, typer.Option("--tmpfiles", help="systemd-tmpfiles on the host.")
+                        ] = "systemd-tmpfiles",
+    extra_site: Annotated[str | None, typer.Option(
+        "--extra-site", help="A site-packages on the host to add to the new venv (offline "
+        "installs).")] = None,
+    as_json: JsonOption = False,
+    ssh_config: SshConfigOption = None,
+    known_hosts: KnownHostsOption = None,
+    identity: IdentityOption = None,
+) -> None:
+    """Install or upgrade an agent on a host over SSH, wait for its /health to say ok, and
+    roll back to the previous release when it does not."""
+    from bridge.runtime._deploy import PROJECT_ROOT, DeployPlan, parse_pip_args
+    from bridge.runtime._deploy import deploy as run_deploy
+    from bridge.runtime._remote_exec import RemoteHost
+
+    plan = DeployPlan(agent=agent, wheel=wheel, config=config, credentials=credentials,
+                      units=units or PROJECT_ROOT / "systemd", root=root, python=python,
+                      systemctl=systemctl, sysusers=sysusers, tmpfiles=tmpfiles,
+                      health_timeout=lib.parse_duration(health_timeout),
+                      pip_args=parse_pip_args(pip_arg or []), extra_site=extra_site, sudo=sudo)
+    console = err()
+
+    def show(step: dict[str, Any]) -> None:
+        if not as_json:
+            fields = " ".join(f"{k}={v}" for k, v in step.items() if k != "step")
+            console.print(Text(f"{step['step']:12}", style="bold") + Text(f" {fields}"))
+
+    with RemoteHost(host, ssh_config=ssh_config, known_hosts=known_hosts,
+                    identity_file=identity) as remote:
+        result = run_deploy(remote, plan, on_step=show)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        console.print(Text(f"{agent} {result.release} deployed on {host}: healthy",
+                           style="green"))
+
+
 # -- entry point -------------------------------------------------------------------------
 
 def _fail(message: str, code: int) -> NoReturn:
