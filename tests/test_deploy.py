@@ -48,8 +48,9 @@ case "$1" in
     PYTHONPATH="{agents}" setsid "{root}/opt/kami-bridge/current/bin/python" -m echo_agent \\
       run --config "{root}/etc/kami-bridge/echo.toml" >> "$state/agent.log" 2>&1 < /dev/null &
     echo $! > "$state/pid"; exit 0 ;;
-  stop) if [ -f "$state/pid" ]; then kill "$(cat "$state/pid")" 2>/dev/null || true; rm -f "$state/pid"; fi
-        exit 0 ;;
+  stop) if [ -f "$state/pid" ]; then
+          kill "$(cat "$state/pid")" 2>/dev/null || true; rm -f "$state/pid"
+        fi; exit 0 ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
 """
@@ -97,7 +98,8 @@ class Host:
         return path
 
     def plan(self, wheel: Path, config: Path, **kw: object) -> DeployPlan:
-        base_python = Path(sys._base_executable)  # a plain interpreter, like a host's python3
+        # A plain interpreter (not this venv's), like a host's python3.
+        base_python = Path(getattr(sys, "_base_executable", sys.executable))
         return DeployPlan(agent="echo", wheel=wheel, config=config, root=str(self.root),
                           python=str(base_python), systemctl=str(self.systemctl),
                           sysusers=str(self.noop), tmpfiles=str(self.noop),
