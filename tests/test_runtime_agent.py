@@ -248,3 +248,26 @@ def test_an_agent_works_through_an_ssh_bridge(tmp_path: Path, sshd: SSHD,
     finally:
         agent.close()
         bridge.close()
+
+
+def test_a_wrong_health_token_is_refused_and_logged(tmp_path: Path,
+                                                    notify_socket: NotifyListener) -> None:
+    bridge = Bridge(tmp_path / "bridge", agent="kami")
+    bridge.send("warm up", to="nobody")
+    agent = AgentProcess("tests.echo_agent",
+                         ["run", "--config", str(write_config(tmp_path, bridge.directory))],
+                         {"NOTIFY_SOCKET": str(notify_socket.path),
+                          "ECHO_HEALTH_TOKEN": "right-token-123"})
+    try:
+        notify_socket.wait_for("READY=1")
+        assert agent.health().status_code == 401
+        assert agent.health("wrong-token").status_code == 401
+        good = agent.health("right-token-123")
+        assert good.status_code == 200
+        line = agent.wait_event("health.rejected", where=lambda e: e["reason"] == "wrong token")
+        assert line["level"] == "warning"
+        assert "right-token-123" not in "\n".join(agent.raw)
+        assert "right-token-123" not in good.text
+    finally:
+        agent.close()
+        bridge.close()
