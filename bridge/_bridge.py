@@ -132,7 +132,27 @@ class BridgeStatus:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Bridge:
+class StatusShortcuts:
+    """``done``/``fail``/``cancel`` in terms of ``set_status``, for every kind of bridge."""
+
+    def set_status(self, ref: str, status: str, *, reason: str | None = None,
+                   sender: str | None = None, force: bool = False) -> str:
+        raise NotImplementedError
+
+    def done(self, ref: str, **kw: Any) -> str:
+        """Mark ``ref`` done."""
+        return self.set_status(ref, "done", **kw)
+
+    def fail(self, ref: str, reason: str | None = None, **kw: Any) -> str:
+        """Mark ``ref`` failed, with a reason."""
+        return self.set_status(ref, "failed", reason=reason, **kw)
+
+    def cancel(self, ref: str, reason: str | None = None, **kw: Any) -> str:
+        """Cancel ``ref`` (allowed even while another agent holds it)."""
+        return self.set_status(ref, "cancelled", reason=reason, **kw)
+
+
+class Bridge(StatusShortcuts):
     """A bridge directory: the live log ``messages.jsonl``, its lock, cursors and PAUSE.
 
     Args:
@@ -482,18 +502,6 @@ class Bridge:
             sid, line = self._status_record(ref, status, who, reason=reason)
             self.writer.append((line,))
         return sid
-
-    def done(self, ref: str, **kw: Any) -> str:
-        """Mark ``ref`` done."""
-        return self.set_status(ref, "done", **kw)
-
-    def fail(self, ref: str, reason: str | None = None, **kw: Any) -> str:
-        """Mark ``ref`` failed, with a reason."""
-        return self.set_status(ref, "failed", reason=reason, **kw)
-
-    def cancel(self, ref: str, reason: str | None = None, **kw: Any) -> str:
-        """Cancel ``ref`` (allowed even while another agent holds it)."""
-        return self.set_status(ref, "cancelled", reason=reason, **kw)
 
     def claim(self, ref: str, *, lease: float = DEFAULT_LEASE, sender: str | None = None
               ) -> MessageView:

@@ -25,7 +25,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from ._bridge import LOG_NAME, Bridge, BridgeStatus, History, MessageView, SendResult
+from ._bridge import (
+    LOG_NAME,
+    Bridge,
+    BridgeStatus,
+    History,
+    MessageView,
+    SendResult,
+    StatusShortcuts,
+)
 from ._errors import (
     AuthenticationFailed,
     ConnectionLost,
@@ -130,7 +138,7 @@ def _send_result(obj: list[Any]) -> SendResult:
     return SendResult(obj[0], obj[1], bool(obj[2]))
 
 
-class RemoteBridge:
+class RemoteBridge(StatusShortcuts):
     """A bridge on another host, reached over SSH; the API of :class:`bridge.Bridge`.
 
     Args:
@@ -440,18 +448,6 @@ class RemoteBridge:
                                                 "sender": sender or self.agent,
                                                 "force": force})
         return result
-
-    def done(self, ref: str, **kw: Any) -> str:
-        """Mark ``ref`` done."""
-        return self.set_status(ref, "done", **kw)
-
-    def fail(self, ref: str, reason: str | None = None, **kw: Any) -> str:
-        """Mark ``ref`` failed, with a reason."""
-        return self.set_status(ref, "failed", reason=reason, **kw)
-
-    def cancel(self, ref: str, reason: str | None = None, **kw: Any) -> str:
-        """Cancel ``ref``."""
-        return self.set_status(ref, "cancelled", reason=reason, **kw)
 
     def claim(self, ref: str, *, lease: float = 300.0, sender: str | None = None
               ) -> MessageView:

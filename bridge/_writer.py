@@ -201,12 +201,7 @@ class LogWriter:
                     fd, size, prefix = self._checked()
             if prefix:
                 data = prefix + data
-            try:
-                written = os.write(fd, data)
-            except OSError as exc:
-                self._undo(fd, size, exc, 0, len(data))
-            if written != len(data):
-                self._undo(fd, size, None, written, len(data))
+            self._write_all(fd, data, size)
             self._known_end = size + len(data)
             if self.durability == "always":
                 self._sync_fd(fd)
