@@ -185,6 +185,15 @@ class _Fault:
     content_type: str
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a timeout test, a killed agent) is not the server's error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class GreenApiSimulator:
     """Serves one Green API instance on ``host`` (127.0.0.1 unless told otherwise).
 
@@ -226,7 +235,7 @@ class GreenApiSimulator:
         self._outage: int | None = None
         self._failing_chats: dict[str, tuple[str, str]] = {}
         self._windows: dict[str, collections.deque[float]] = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._pusher: threading.Thread | None = None
         self._stopping = False
@@ -239,8 +248,7 @@ class GreenApiSimulator:
 
     def start(self) -> GreenApiSimulator:
         self._stopping = False
-        self._server = ThreadingHTTPServer((self.host, self.port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self.port), self._handler_class())
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True,
