@@ -14,6 +14,11 @@ written, adds nothing that is already there.
   worker thread (one at a time, in order): answer, ask Claude Code, or delegate
   to Kaylee. Without a model, to Claude Code, saying why.
 
+A message this process did not journal itself may have been half handled
+before a crash: its effects already on the bridge (the thread of replies to
+it) are looked at first, so the model is not asked again to decide something
+already decided (it might decide otherwise, and both would be acted on).
+
 While PAUSE is set only commands are handled (they are all control commands);
 the rest stays pending on the bridge until the resume.
 """
@@ -26,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bridge import BridgeError, MessageView, StateConflict
+from bridge import Bridge, BridgeError, Message, MessageView, StateConflict
 
 from ._brain import Decision
 from ._commands import Command, parse_command, parse_route
@@ -81,6 +86,11 @@ class Inbound:
         self.settings = agent.settings
         self.log = agent.log
         self.in_flight: set[str] = set()
+        self.handled: set[str] = set()
+        """Finished by this process; a round's view read before the done record was
+        written must not start it again."""
+        self.fresh: set[str] = set()
+        """Journaled by this process's receiver: nobody can have started them."""
         self.confirm: dict[str, tuple[float, str]] = {}
         self.worker = Worker(lambda exc: self.log.error("worker.failed", error=str(exc)))
 
@@ -90,10 +100,12 @@ class Inbound:
                 control_only: bool = False) -> bool:
         did = False
         now = time.time()
+        self.handled.intersection_update(v.id for v in views)
         for view in views:
             meta = view.message.metadata
             kind = meta.get("kami")
-            if view.id in self.in_flight or view.message.sender != self.agent.name:
+            if view.id in self.in_flight or view.id in self.handled or \
+                    view.message.sender != self.agent.name:
                 continue
             if view.state.status == "pending" and not view.state.available(now):
                 continue  # deferred (not_before) or expired
@@ -132,11 +144,35 @@ class Inbound:
                     metadata=metadata, idempotency_key=f"{key}:{view.id}")
 
     def finish(self, bridge: AnyBridge, view: MessageView, reason: str | None = None) -> None:
+        self.handled.add(view.id)  # before in_flight is left (see process)
+        self.fresh.discard(view.id)
         try:
             bridge.done(view.id, reason=reason, sender=self.agent.name)
         except StateConflict:
             return  # already finished (handled again after a crash)
         self.agent.activity()
+
+    def effects(self, bridge: AnyBridge, view: MessageView) -> dict[str, Message]:
+        """What handling ``view`` already put on the bridge, by idempotency-key prefix."""
+        if isinstance(bridge, Bridge):
+            ids = bridge.fold().replies.get(view.id, [])
+            messages = [bridge.get(i).message for i in ids]
+        else:
+            messages = [v.message for v in bridge.history(view.id).thread if v.id != view.id]
+        suffix = f":{view.id}"
+        return {m.idempotency_key.removesuffix(suffix): m for m in messages
+                if m.sender == self.agent.name and m.idempotency_key
+                and m.idempotency_key.endswith(suffix)}
+
+    def _told(self, view: MessageView, to: str | None, task: str | None,
+              note: str | None = None) -> str:
+        """What the owner is told about a message passed on to ``to``."""
+        lang = self.lang(view)
+        if to == self.settings.kaylee:
+            told = say("delegated", lang, task=task or view.message.content[:80])
+        else:
+            told = say("forwarded", lang)
+        return f"{told}\n{note}" if note else told
 
     def route(self, bridge: AnyBridge, view: MessageView, decision: Decision) -> None:
         lang = self.lang(view)
@@ -152,11 +188,9 @@ class Inbound:
                 metadata["summary"] = decision.summary[:2000]
             if decision.task:
                 metadata["task"] = decision.task
-            sent = bridge.send(decision.text, to=to, type="request", metadata=metadata,
-                               idempotency_key=f"route:{view.id}")
-            told = say("forwarded", lang) if decision.action == "claude" else \
-                say("delegated", lang, task=decision.task or decision.text[:80])
-            self.reply(bridge, view, f"{told}\n{note}" if note else told, "routed")
+            sent = bridge.send(decision.text, to=to, type="request", reply_to=view.id,
+                               metadata=metadata, idempotency_key=f"route:{view.id}")
+            self.reply(bridge, view, self._told(view, to, decision.task, note), "routed")
             self.log.info("message.forwarded", id=view.id, to=to, request=sent.id,
                           duplicate=sent.duplicate)
         self.log.info("message.routed", id=view.id, action=decision.action,
@@ -165,6 +199,17 @@ class Inbound:
     # -- messages -------------------------------------------------------------------------------
 
     def message(self, bridge: AnyBridge, view: MessageView) -> None:
+        if view.id not in self.fresh:
+            done = self.effects(bridge, view)
+            if "route" in done:
+                # Decided before a crash: finish what that decision began.
+                route = done["route"]
+                if route.type == "request" and "routed" not in done:
+                    self.reply(bridge, view, self._told(view, route.to,
+                                                        route.metadata.get("task")), "routed")
+                self.log.info("message.resumed", id=view.id, route=route.id)
+                self.finish(bridge, view)
+                return
         text = view.message.content
         direct = parse_route(text)
         if direct is not None:

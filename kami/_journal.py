@@ -145,6 +145,8 @@ class Journal:
         self.log.info("message.received", id=result.id, chat=note.chat_id,
                       wa_id=note.id_message, kind=note.kind, chars=len(note.text),
                       duplicate=result.duplicate)
+        if not result.duplicate:
+            self.agent.inbound.fresh.add(result.id)
         self.agent.received(note.timestamp)
         self.agent.wake_up()
         return "duplicate" if result.duplicate else "journaled"
