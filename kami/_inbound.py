@@ -139,9 +139,11 @@ class Inbound:
         """Something Kami says to the chat the message came from, once per ``key``."""
         metadata: dict[str, Any] = {"whatsapp_sender": view.message.metadata["whatsapp_sender"]}
         if control:
+            # Delivered while paused, and before what waited for a resume.
             metadata["control"] = True
         bridge.send(text, to=self.agent.name, type="response", reply_to=view.id,
-                    metadata=metadata, idempotency_key=f"{key}:{view.id}")
+                    priority="high" if control else None, metadata=metadata,
+                    idempotency_key=f"{key}:{view.id}")
 
     def finish(self, bridge: AnyBridge, view: MessageView, reason: str | None = None) -> None:
         self.handled.add(view.id)  # before in_flight is left (see process)
