@@ -179,7 +179,11 @@ def test_timeout_after_the_send_happened(sim: GreenApiSimulator) -> None:
 def test_refused_then_back_on_the_same_port(sim: GreenApiSimulator) -> None:
     sim.send_text(OWNER, "kept")
     port = sim.port
-    sim.refuse()
+    with httpx.Client() as client:  # a kept-alive connection is cut too
+        assert client.get(url(sim, "getStateInstance")).status_code == 200
+        sim.refuse()
+        with pytest.raises(httpx.TransportError):
+            client.get(url(sim, "getStateInstance"))
     with pytest.raises(httpx.ConnectError):
         httpx.get(url(sim, "getStateInstance"))
     sim.accept()

@@ -30,6 +30,7 @@ import collections
 import itertools
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -188,6 +189,32 @@ class _Fault:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        with self._connections_lock:
+            self.connections.add(sock)
+        return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Cut every open connection, kept-alive ones included (a host that went away)."""
+        with self._connections_lock:
+            connections = list(self.connections)
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hung up (a timeout test, a killed agent) is not the server's error.
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -266,6 +293,7 @@ class GreenApiSimulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
