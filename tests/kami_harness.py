@@ -141,19 +141,26 @@ class Kami:
         return self.exit_code[0]
 
 
-def start_kami(bridge_dir: Path, sim: GreenApiSimulator, *, config: KamiConfig | None = None,
-               **settings: Any) -> Kami:
-    config = config or kami_config(bridge_dir, sim, **settings)
+def run_agent(config: KamiConfig) -> tuple[KamiAgent, threading.Thread, Events, list[int]]:
+    """Start the agent's loop in a thread; its events are collected from now on."""
     events = Events()
     logger = logging.getLogger("agent.kami")
     logger.setLevel(logging.DEBUG)
     logger.addHandler(events)
-    bridge = Bridge(bridge_dir, agent="claude")
     agent = KamiAgent(config, notify=lambda state: True)
     codes: list[int] = []
     thread = threading.Thread(target=lambda: codes.append(agent.run()), daemon=True)
-    kami = Kami(sim, bridge, agent, events, thread, codes)
     thread.start()
+    return agent, thread, events, codes
+
+
+def start_kami(bridge_dir: Path, sim: GreenApiSimulator, *, config: KamiConfig | None = None,
+               **settings: Any) -> Kami:
+    """Kami on a bridge in ``bridge_dir`` (created first), once it is ready."""
+    config = config or kami_config(bridge_dir, sim, **settings)
+    bridge = Bridge(bridge_dir, agent="claude")
+    agent, thread, events, codes = run_agent(config)
+    kami = Kami(sim, bridge, agent, events, thread, codes)
     events.wait("kami.ready")
     return kami
 
