@@ -176,6 +176,15 @@ def test_timeout_after_the_send_happened(sim: GreenApiSimulator) -> None:
     assert sim.texts() == ["sent anyway"]
 
 
+def test_a_stall_holds_the_request_before_doing_anything(sim: GreenApiSimulator) -> None:
+    sim.stall("sendMessage", 5.0)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url(sim, "sendMessage"), json={"chatId": OWNER, "message": "held"},
+                   timeout=0.3)
+    assert sim.stalled == 1
+    assert sim.sent == []  # nothing done while it is held
+
+
 def test_refused_then_back_on_the_same_port(sim: GreenApiSimulator) -> None:
     sim.send_text(OWNER, "kept")
     port = sim.port

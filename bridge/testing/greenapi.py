@@ -259,6 +259,9 @@ class GreenApiSimulator:
         self._cond = threading.Condition()
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, list[float]] = {}
+        self._stalls: dict[str, list[float]] = {}
+        self.stalled = 0
+        """Requests being held by :meth:`stall` right now."""
         self._outage: int | None = None
         self._failing_chats: dict[str, tuple[str, str]] = {}
         self._windows: dict[str, collections.deque[float]] = {}
@@ -426,6 +429,13 @@ class GreenApiSimulator:
         work: a send that outlives the client's timeout has still been sent."""
         with self._cond:
             self._delays.setdefault(method.lower(), []).extend([seconds] * times)
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Hold the next ``times`` calls of ``method`` for ``seconds`` *before* doing anything
+        (a hung server: a client that gives up or dies meanwhile changed nothing). The
+        hold ends early when the simulator stops."""
+        with self._cond:
+            self._stalls.setdefault(method.lower(), []).extend([seconds] * times)
 
     def outage(self, status: int | None = 502) -> None:
         """Answer every request with ``status`` (a gateway error page) until
@@ -627,9 +637,15 @@ class GreenApiSimulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 path, _, query = self.path.partition("?")
-                status, data, ctype = outer._answer(self.command, path, query, raw)
                 match = PATH.match(path)
                 method = match.group(2).lower() if match else path
+                stall = outer._take(outer._stalls, method)
+                if stall:
+                    with outer._cond:
+                        outer.stalled += 1
+                        outer._cond.wait_for(lambda: outer._stopping, stall)
+                        outer.stalled -= 1
+                status, data, ctype = outer._answer(self.command, path, query, raw)
                 outer.calls.append(Call(method, self.command, time.time(), status))
                 hold = outer._take(outer._delays, method)
                 if hold:
