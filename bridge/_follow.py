@@ -215,6 +215,10 @@ class Follower:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return []
+            if self._stop.is_set():
+                # stop() between the loop's check and clear() above: its wake-up was
+                # cleared, and the wait would sleep a whole poll interval.
+                return []
             self._waiter.wait(remaining)
         return []
 
