@@ -45,6 +45,10 @@ about 20 s, inside systemd's 30 s watchdog."""
 QUOTA_TELL_EVERY = 3600.0
 
 
+def _import_model_sdk() -> None:
+    import anthropic  # noqa: F401
+
+
 class KamiAgent(Agent):
     """The WhatsApp agent. ``transport`` reaches Green API in tests (default: the network)."""
 
@@ -92,6 +96,9 @@ class KamiAgent(Agent):
         else:
             self.receiver = Poller(self)
         self.receiver.start()
+        if self.brain.online:
+            # The SDK's first import takes seconds: pay it now, not on the first message.
+            self.inbound.worker.submit(_import_model_sdk)
         self.log.info("kami.ready", receive=self.settings.receive,
                       model="on" if self.brain.online else "off",
                       routes=[r.name for r in self.kami_config.models.route],
@@ -256,10 +263,13 @@ class KamiAgent(Agent):
                 why = f": {info.reason}" if info.reason else ""
                 lines.append(f"{label['bridge']}: ⏸️ {label['paused']} ({info.by or '?'}{why})")
             counts = []
-            for agent in (self.settings.claude, self.settings.kaylee, self.name):
-                n = sum(1 for v in bridge.inbox(agent) if v.message.type == "request"
-                        and (agent != self.name or v.message.sender != self.name))
+            for agent in (self.settings.claude, self.settings.kaylee):
+                n = sum(1 for v in bridge.inbox(agent) if v.message.type == "request")
                 counts.append(f"{agent} {n}")
+            # Kami's own: the owner's messages not handled yet (held by a pause).
+            held = sum(1 for v in bridge.inbox(self.name)
+                       if v.message.metadata.get("kami") == "inbound")
+            counts.append(f"{self.name} {held}")
             lines.append(f"{label['waiting']}: " + ", ".join(counts))
         wa = dict(self._wa)
         lines.append(f"{label['whatsapp']}: {wa['state'] or '?'}, {label['sent']} "

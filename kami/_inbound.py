@@ -190,9 +190,15 @@ class Inbound:
                 metadata["summary"] = decision.summary[:2000]
             if decision.task:
                 metadata["task"] = decision.task
-            sent = bridge.send(decision.text, to=to, type="request", reply_to=view.id,
-                               metadata=metadata, idempotency_key=f"route:{view.id}")
-            self.reply(bridge, view, self._told(view, to, decision.task, note), "routed")
+            # One append for both, the owner's note first: an agent that answers at once
+            # cannot overtake it, and a crash cannot leave one without the other.
+            _, sent = bridge.send_many([
+                {"content": self._told(view, to, decision.task, note), "to": self.agent.name,
+                 "type": "response", "reply_to": view.id,
+                 "metadata": {"whatsapp_sender": meta["whatsapp_sender"]},
+                 "idempotency_key": f"routed:{view.id}"},
+                {"content": decision.text, "to": to, "type": "request", "reply_to": view.id,
+                 "metadata": metadata, "idempotency_key": f"route:{view.id}"}])
             self.log.info("message.forwarded", id=view.id, to=to, request=sent.id,
                           duplicate=sent.duplicate)
         self.log.info("message.routed", id=view.id, action=decision.action,
