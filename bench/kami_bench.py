@@ -188,8 +188,8 @@ def bench_kami(quick: bool, add: AddRow, work: Path) -> None:
             f"{peaks.get('sendmessage', 0)}, receiveNotification "
             f"{peaks.get('receivenotification', 0)}, deleteNotification "
             f"{peaks.get('deletenotification', 0)}; 429s {sim.rate_limited}",
-            f"{len(calls.get('receivenotification', []))} notifications received in all "
-            "(with the sent/delivered statuses)",
+            f"{len(calls.get('receivenotification', [])):,} receiveNotification calls: each "
+            "message brings two statuses (sent, delivered) to receive and delete too",
             "no loss, no duplicate, within the limits (send 50/s, receive/delete 100/s)",
             lost == 0 and twice == 0 and within,
             {"seconds": seconds, "peaks": peaks, "count": count})
