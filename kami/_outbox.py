@@ -144,6 +144,11 @@ class Outbox:
                 control_only: bool = False) -> bool:
         """One delivery round over ``views``; True if anything was done."""
         now = time.monotonic()
+        if not control_only:
+            # Items that left the inbox (cancelled, failed by someone) leave no timers.
+            present = {v.id for v in views}
+            for gone in [k for k in self.progress if k not in present]:
+                del self.progress[gone]
         if self.agent.green_blocked or now < self.paused_until:
             return False
         end = now + ROUND_SECONDS

@@ -129,6 +129,20 @@ def test_a_466_quota_waits_reports_and_then_delivers(tmp_path: Path, sim: GreenA
         kami.stop()
 
 
+def test_a_waiting_message_cancelled_on_the_bridge_is_forgotten(
+        tmp_path: Path, sim: GreenApiSimulator) -> None:
+    kami = start_kami(tmp_path / "bridge", sim, quota_backoff=600.0)
+    try:
+        sim.fail_quota("sendMessage", times=5)
+        mid = answer_for_owner(kami.bridge, "never mind")
+        wait_for(lambda: kami.health()["whatsapp"]["waiting"] == 1, what="the item to wait")
+        kami.bridge.cancel(mid, reason="no longer needed")
+        wait_for(lambda: kami.health()["whatsapp"]["waiting"] == 0, what="it to be dropped")
+        assert kami.bridge.get(mid).status() == "cancelled"
+    finally:
+        kami.stop()
+
+
 def test_a_revoked_token_stops_kami_talking_to_green_api(tmp_path: Path,
                                                          sim: GreenApiSimulator) -> None:
     kami = start_kami(tmp_path / "bridge", sim)
@@ -257,13 +271,18 @@ def test_a_poison_notification_is_dead_lettered(tmp_path: Path, sim: GreenApiSim
 # -- webhook mode ----------------------------------------------------------------------------
 
 
-def test_webhook_checks_the_bearer_token_and_shares_the_journal(tmp_path: Path,
-                                                                sim: GreenApiSimulator) -> None:
+def webhook_kami(tmp_path: Path, sim: GreenApiSimulator) -> tuple[Kami, str]:
+    """Kami in webhook mode, and the URL Green API is to POST to."""
     config = kami_config(tmp_path / "bridge", sim, receive="webhook", webhook_port=0,
                          webhook_token=Secret("hook-secret-123"))
     kami = start_kami(tmp_path / "bridge", sim, config=config)
+    return kami, str(kami.events.wait("webhook.listening")["url"])
+
+
+def test_webhook_checks_the_bearer_token_and_shares_the_journal(tmp_path: Path,
+                                                                sim: GreenApiSimulator) -> None:
+    kami, url = webhook_kami(tmp_path, sim)
     try:
-        url = kami.events.wait("webhook.listening")["url"]
         body = incoming_body(sim.id_instance, sim.wid, OWNER, "/claude via webhook",
                              id_message="W1")
         assert httpx.post(url, json=body).status_code == 401
@@ -291,11 +310,8 @@ def test_webhook_checks_the_bearer_token_and_shares_the_journal(tmp_path: Path,
 
 def test_webhook_answers_503_while_the_bridge_is_away(tmp_path: Path,
                                                       sim: GreenApiSimulator) -> None:
-    config = kami_config(tmp_path / "bridge", sim, receive="webhook", webhook_port=0,
-                         webhook_token=Secret("hook-secret-123"))
-    kami = start_kami(tmp_path / "bridge", sim, config=config)
+    kami, url = webhook_kami(tmp_path, sim)
     try:
-        url = kami.events.wait("webhook.listening")["url"]
         bridge, kami.agent.bridge = kami.agent.bridge, None  # as the runtime does on an error
         body = incoming_body(sim.id_instance, sim.wid, OWNER, "/claude later", id_message="W2")
         ok = {"Authorization": "Bearer hook-secret-123"}
