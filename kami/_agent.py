@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from bridge import BridgeError, __version__
+from bridge import BridgeError, BridgeUnavailable, __version__
 from bridge._time import format_ts
 from bridge.runtime import Agent, Ledger, ModelRouter, RemoteHost, ctl
 from bridge.runtime._notify import notify as sd_notify
@@ -92,7 +92,14 @@ class KamiAgent(Agent):
         if self.receiver is not None:
             return  # the bridge was reopened: the receiver is already running
         if self.settings.receive == "webhook":
-            self.receiver = WebhookServer(self)
+            try:
+                self.receiver = WebhookServer(self)
+            except BridgeUnavailable as exc:
+                # Deliveries still work; /health says why nothing comes in.
+                self.log.error("webhook.bind_failed", error=str(exc))
+                self.record_error(str(exc))
+                self.set_condition("receive", str(exc))
+                return
         else:
             self.receiver = Poller(self)
         self.receiver.start()

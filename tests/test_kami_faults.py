@@ -323,6 +323,32 @@ def test_webhook_answers_503_while_the_bridge_is_away(tmp_path: Path,
         kami.stop()
 
 
+def test_a_webhook_port_in_use_is_a_clear_error_and_deliveries_go_on(
+        tmp_path: Path, sim: GreenApiSimulator) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = kami_config(tmp_path / "bridge", sim, receive="webhook",
+                             webhook_port=taken.getsockname()[1],
+                             webhook_token=Secret("hook-secret-123"))
+        bridge = Bridge(tmp_path / "bridge", agent="claude")
+        agent, thread, events, codes = run_agent(config)
+        try:
+            failed = events.wait("webhook.bind_failed")
+            assert "cannot listen on 127.0.0.1" in failed["error"]
+            wait_for(lambda: "Green API webhook" in (agent.snapshot()["degraded"] or ""))
+            answer_for_owner(bridge, "still delivered")
+            sim.wait_sent(1)
+        finally:
+            agent.request_stop()
+            thread.join(30)
+            logging.getLogger("agent.kami").removeHandler(events)
+            bridge.close()
+    assert codes == [0]
+
+
 def test_webhook_mode_needs_a_token(tmp_path: Path, sim: GreenApiSimulator) -> None:
     from bridge import ConfigError
 
