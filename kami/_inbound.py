@@ -36,6 +36,7 @@ from bridge import Bridge, BridgeError, Message, MessageView, StateConflict
 from ._brain import Decision
 from ._commands import Command, parse_command, parse_route
 from ._journal import INBOUND, STATUS
+from ._outbox import ROUND_SECONDS
 from ._texts import Lang, say
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class Inbound:
                 control_only: bool = False) -> bool:
         did = False
         now = time.time()
+        end = time.monotonic() + ROUND_SECONDS
         self.handled.intersection_update(v.id for v in views)
         for view in views:
             meta = view.message.metadata
@@ -112,6 +114,7 @@ class Inbound:
             if kind == STATUS:
                 if not control_only:
                     self.agent.outbox.handle_status(bridge, view)
+                    self.handled.add(view.id)
                     did = True
                 continue
             if kind != INBOUND:
@@ -124,8 +127,8 @@ class Inbound:
                 self.command(bridge, view, command)
             else:
                 self.message(bridge, view)
-            if self.agent.should_stop:
-                break
+            if self.agent.should_stop or time.monotonic() > end:
+                break  # the loop comes back at once (did is True): watchdog pings between
         return did
 
     # -- effects ---------------------------------------------------------------------------------

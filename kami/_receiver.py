@@ -192,6 +192,10 @@ class Poller(_Handling):
                 return
             try:
                 self.client.delete_notification(got.receipt_id)
+            except GreenApiAuthError as exc:
+                self.agent.on_auth_error(exc)
+                self._stop.set()  # credentials refused: nothing more to do until a restart
+                return
             except GreenApiError as exc:
                 # It comes back; the journal recognises it and it is deleted then.
                 self.log.warning("notification.delete_failed", receipt=got.receipt_id,
