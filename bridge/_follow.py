@@ -193,6 +193,10 @@ class Follower:
                 for item in scan(self._fd, self._pos, size):
                     self._pos = item.end
                     if isinstance(item, Entry):
+                        if item.offset == 0 and self._epoch is None:
+                            # Opened between the file's creation and its first write:
+                            # the header names the file (a resume relies on it).
+                            self._epoch = read_epoch(self._fd)
                         out.append(item)
                         if len(out) >= limit:
                             return out
