@@ -966,11 +966,20 @@ def bench_remote(quick: bool) -> None:
         server.stop()
 
 
+# -- 7. Kami --------------------------------------------------------------------------------
+
+def bench_kami(quick: bool) -> None:
+    from kami_bench import bench_kami as run
+
+    run(quick, lambda *fields: ROWS.append(Row(*fields)), fresh("kami"))
+
+
 # -- report --------------------------------------------------------------------------------
 
 BENCHES = {"append": bench_append, "concurrent": bench_concurrent, "latency": bench_latency,
            "fold": bench_fold, "big": bench_big, "runtime": bench_runtime,
-           "remote": bench_remote, "rotate": bench_rotate, "search": bench_search}
+           "remote": bench_remote, "rotate": bench_rotate, "search": bench_search,
+           "kami": bench_kami}
 
 
 def machine() -> str:

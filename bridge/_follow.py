@@ -193,6 +193,10 @@ class Follower:
                 for item in scan(self._fd, self._pos, size):
                     self._pos = item.end
                     if isinstance(item, Entry):
+                        if item.offset == 0 and self._epoch is None:
+                            # Opened between the file's creation and its first write:
+                            # the header names the file (a resume relies on it).
+                            self._epoch = read_epoch(self._fd)
                         out.append(item)
                         if len(out) >= limit:
                             return out
@@ -214,6 +218,10 @@ class Follower:
                 return entries
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
+                return []
+            if self._stop.is_set():
+                # stop() between the loop's check and clear() above: its wake-up was
+                # cleared, and the wait would sleep a whole poll interval.
                 return []
             self._waiter.wait(remaining)
         return []

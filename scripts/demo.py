@@ -1,8 +1,14 @@
-"""`make demo`: a scripted tour of a local bridge on embedded defaults.
+"""`make demo`: the toolkit on embedded defaults, one section after another.
 
-Runs the real `bridge` command against a fresh bridge in .demo/bridge, with a
-scripted "Claude" agent (the library's Follower, woken by inotify) answering
-requests, and shows send, tail, inbox, reply, pause/resume, show and doctor.
+1. bridge: the real `bridge` command against a fresh bridge in .demo/bridge, with a
+   scripted "Claude" agent (the library's Follower, woken by inotify) answering
+   requests: send, tail, inbox, reply, pause/resume, show and doctor.
+2. kami: the real Kami process between a simulated WhatsApp (the Green API
+   simulator, with a phone) and a bridge, the real anthropic SDK talking to a
+   local Messages API, and the scripted Claude answering what Kami forwards.
+
+Each section is a function in SECTIONS; a new agent adds its own (no network, no
+keys, well under a minute in all). `python scripts/demo.py kami` runs one.
 """
 
 from __future__ import annotations
@@ -12,18 +18,17 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
+from demo_common import ROOT, ScriptedClaude, console, say
+from demo_kami import kami_tour
 
-from bridge import Bridge, Entry, parse_ts
+from bridge import Bridge
 
-ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / ".demo" / "bridge"
 BIN = Path(sys.executable).parent / "bridge"
-console = Console(highlight=False)
 
 
 def run(*args: str) -> str:
@@ -43,57 +48,7 @@ def run(*args: str) -> str:
     return proc.stdout.strip()
 
 
-def say(text: str) -> None:
-    console.print(f"\n[bold]# {text}[/]")
-
-
-class ScriptedClaude:
-    """Answers every request addressed to it; respects PAUSE before taking work."""
-
-    def __init__(self) -> None:
-        self.bridge = Bridge(DEMO_DIR, agent="claude")
-        self.follower = self.bridge.follow("claude", start="end")
-        self.answered = threading.Event()
-        self.latencies: list[float] = []
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while True:
-            for entry in self.follower.wait():
-                self._handle(entry)
-                self.follower.commit(entry)
-            if self.follower.stopped:
-                return
-            # While paused, requests wait in the log; look again after resume.
-            if not self.bridge.is_paused():
-                self._drain_inbox()
-
-    def _handle(self, entry: Entry) -> None:
-        rec = entry.record
-        if rec.get("t") == "msg" and rec.get("to") == "claude" and rec["type"] == "request":
-            self.latencies.append(time.time() - parse_ts(rec["ts"]))
-        self._drain_inbox()
-
-    def _drain_inbox(self) -> None:
-        if self.bridge.is_paused():
-            return
-        for view in self.bridge.inbox("claude", include_claimed=False):
-            if view.message.type == "request":
-                answer = f"Checked: {view.message.content.rstrip('?')} — all green (p95 120 ms)."
-                self.bridge.reply(view.id, answer)
-                self.answered.set()
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.follower.stop()
-        self.thread.join(timeout=5)
-        self.follower.close()
-        self.bridge.close()
-
-
-def main() -> None:
+def bridge_tour() -> None:
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
     console.rule("kami-bridge: a tour of a local bridge")
@@ -102,7 +57,7 @@ def main() -> None:
     first = run("send", "Is the landing page up?", "--from", "kami", "--to", "claude",
                 "--priority", "high", "--meta", "whatsapp_sender=972501234567@c.us")
 
-    claude = ScriptedClaude()
+    claude = ScriptedClaude(DEMO_DIR)
     claude.start()
     say("A scripted Claude follows the bridge (inotify, no polling) and answers")
     run("send", "How long did the last deploy take?", "--from", "kami", "--to", "claude")
@@ -148,6 +103,23 @@ def main() -> None:
                       "(the seed polled every 30 s).[/]")
     console.print(f"[green]The first request was {first}; the whole log is "
                   f"{DEMO_DIR / 'messages.jsonl'}.[/]")
+
+
+SECTIONS: dict[str, Callable[[], None]] = {"bridge": bridge_tour, "kami": kami_tour}
+"""The demo's sections, in order. An agent adds its own: a function that sets up what it
+needs under .demo/, shows it, and stops everything it started."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = (sys.argv[1:] if argv is None else argv) or list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise SystemExit(f"unknown section {', '.join(unknown)}; sections: "
+                         f"{', '.join(SECTIONS)}")
+    started = time.monotonic()
+    for name in names:
+        SECTIONS[name]()
+    console.print(f"\n[bold]Demo finished in {time.monotonic() - started:.1f} s.[/]")
 
 
 if __name__ == "__main__":

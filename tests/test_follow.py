@@ -212,3 +212,21 @@ def test_cursor_file_damage_is_a_clear_error(bridge: Bridge) -> None:
     with pytest.raises(InvalidInput, match="delete it"):
         bridge.follow("c")
     assert os.path.exists(bridge.directory / "cursors" / "c.json")
+
+
+def test_a_file_opened_empty_learns_its_epoch_from_the_header(bridge_dir: Path) -> None:
+    """A follower that opens messages.jsonl in the instant between its creation and the
+    first write (the epoch header and the records) learns the epoch when it reads the
+    header; a remote follower's resume depends on it (a full run caught the race)."""
+    bridge_dir.mkdir()
+    (bridge_dir / "messages.jsonl").touch(mode=0o600)
+    with Bridge(bridge_dir, agent="reader") as reader, \
+            reader.follow(start="beginning") as follower:
+        assert follower.epoch is None
+        with Bridge(bridge_dir, agent="writer") as writer:
+            writer.send("first")
+        entries = follower.poll()
+        assert [e.record.get("content") for e in entries if e.kind == "msg"] == ["first"]
+        assert follower.epoch is not None
+        assert follower.epoch == reader.fold().epoch
+

@@ -110,6 +110,11 @@ class Agent:
         """Do one unit of work if there is any; return True if something was done."""
         raise NotImplementedError
 
+    def step_paused(self) -> bool:
+        """Called instead of :meth:`step` while the bridge is paused: do only what a pause
+        allows (Kami acts on the owner's ``resume``); True if something was done."""
+        return False
+
     def hand_back(self) -> None:
         """Stopping with work in progress: finish it or give it back (e.g. release a claim)."""
 
@@ -402,9 +407,12 @@ class Agent:
                     self._waiter.clear()  # changes from now on wake the next wait
                 self._refresh()
                 if self.paused:
-                    if once:
-                        break
-                    self._wait(min(self.config.idle_wait, watchdog or 1e9))
+                    did = self.step_paused()
+                    unexpected = 0
+                    if not did:
+                        if once:
+                            break
+                        self._wait(min(self.config.idle_wait, watchdog or 1e9))
                     continue
                 did = self.step()
                 unexpected = 0
