@@ -69,6 +69,11 @@ class Agent:
 
     name: ClassVar[str] = "agent"
 
+    peers_in_thread: ClassVar[bool] = True
+    """Poll the configured peers in a thread of the runtime's own. An agent that checks
+    them itself (Kaylee's scheduled ``health-sweep``) sets False: the monitor is built
+    (with the agent's sinks and state file) but nothing polls it on its own."""
+
     def __init__(
         self,
         config: AgentConfig,
@@ -109,6 +114,11 @@ class Agent:
     def step(self) -> bool:
         """Do one unit of work if there is any; return True if something was done."""
         raise NotImplementedError
+
+    def housekeeping(self) -> None:
+        """Called every iteration before the PAUSE check, paused or not: work that must go
+        on while the agent takes nothing new (renewing leases of work in progress,
+        appending the outcomes of work that finished). Keep it short."""
 
     def hand_back(self) -> None:
         """Stopping with work in progress: finish it or give it back (e.g. release a claim)."""
@@ -302,18 +312,25 @@ class Agent:
                 break
         self._wake.clear()
 
-    def _start_monitor(self) -> None:
+    def build_monitor(self) -> PeerMonitor | None:
+        """The peer monitor for ``[peers]`` (None without peers), with this agent's sinks
+        and its state file (``peers.state_file``, else ``$STATE_DIRECTORY/peers.json``)."""
         pc = self.config.peers
         if not pc.peer:
-            return
+            return None
         state_file = pc.state_file
         if state_file is None and os.environ.get("STATE_DIRECTORY"):
             state_file = Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "peers.json"
-        self.monitor = PeerMonitor(
+        return PeerMonitor(
             pc.peer, failures=pc.failures, timeout=pc.timeout, slow=pc.slow,
             sinks=self.alert_sinks(), state_file=state_file,
             on_sink_error=lambda sink, exc: self.log.error(
                 "alert.sink_failed", sink=type(sink).__name__, error=str(exc)))
+
+    def _start_monitor(self) -> None:
+        self.monitor = self.build_monitor()
+        if self.monitor is None or not self.peers_in_thread:
+            return
         self._monitor_thread = threading.Thread(target=self._monitor_loop, name="peers",
                                                 daemon=True)
         self._monitor_thread.start()
@@ -401,6 +418,7 @@ class Agent:
                 if self._waiter is not None:
                     self._waiter.clear()  # changes from now on wake the next wait
                 self._refresh()
+                self.housekeeping()
                 if self.paused:
                     if once:
                         break
