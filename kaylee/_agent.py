@@ -57,6 +57,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Kaylee"]
 
+INTERRUPTIONS = 2
+"""Takes allowed beyond a recipe's attempts for runs cut short by a stopping (or crashed)
+Kaylee: enough for a restart or two, not a crash loop caused by the recipe itself."""
+
 
 @dataclass
 class Task:
@@ -174,13 +178,17 @@ class Kaylee(Agent):
                 self.log.info("task.dropped", task=task_id, because=task.cancelled)
                 continue
             self.pending.append(outcome)
+        self._take_updates()
+        self._flush()
+        self._renew_leases()
+
+    def _take_updates(self) -> None:
+        """Progress lines and notes from the worker threads, in the order they came."""
         while True:
             try:
                 self.pending.append(self.updates.get_nowait())
             except queue.Empty:
                 break
-        self._flush()
-        self._renew_leases()
 
     def _flush(self) -> None:
         """Append waiting outcomes in order; keep the rest in the outbox if the bridge fails."""
@@ -349,6 +357,7 @@ class Kaylee(Agent):
                        tell_owner=True, **fields)
 
     def _finish(self, outcome: Outcome) -> None:
+        self._take_updates()  # progress said before the outcome goes before it
         self.pending.append(outcome)
         self._flush()
 
@@ -376,8 +385,10 @@ class Kaylee(Agent):
         attempt = max(1, view.state.attempts - asked)
         base = self._outcome(view, "failed", "", what=what, recipe=recipe.name,
                              attempt=attempt, attempts=attempts)
-        if attempt > attempts:
-            base.kind, base.text = "dead", f"it was taken {attempt} times; the limit is {attempts}"
+        if attempt > attempts + INTERRUPTIONS:
+            base.kind = "dead"
+            base.text = (f"it was taken {attempt} times (runs cut short by a stopping Kaylee "
+                         f"included); the limit is {attempts + INTERRUPTIONS}")
             self._finish(base)
             return
         task = Task(view.id, recipe, request, params, what, view.message.sender, attempt,

@@ -65,6 +65,7 @@ def parse_request(message: Message, known: Mapping[str, object]) -> Request:
         words = message.content.split()
         if not words:
             raise RequestRefused(f"an empty request: name a recipe (Kaylee runs: {known_list})")
+        _known(words[0], known, known_list)
         params = {}
         dry_run = False
         for word in words[1:]:
@@ -79,7 +80,10 @@ def parse_request(message: Message, known: Mapping[str, object]) -> Request:
                 raise RequestRefused(f"parameter {shown(key, 40)} is given twice")
             params[key] = value
         request = Request(words[0], params, dry_run, job)
-    if request.recipe not in known:
-        raise RequestRefused(f"unknown recipe {shown(request.recipe, 40)}; Kaylee runs: "
-                             f"{known_list}")
+    _known(request.recipe, known, known_list)
     return request
+
+
+def _known(name: str, known: Mapping[str, object], known_list: str) -> None:
+    if name not in known:
+        raise RequestRefused(f"unknown recipe {shown(name, 40)}; Kaylee runs: {known_list}")
