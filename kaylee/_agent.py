@@ -349,12 +349,13 @@ class Kaylee(Agent):
     # -- starting, running and finishing a task ---------------------------------------------------
 
     def _outcome(self, view: MessageView, kind: str, text: str, *, what: str | None = None,
-                 **fields: Any) -> Outcome:
+                 tell_owner: bool = True, **fields: Any) -> Outcome:
+        """An outcome for the request ``view`` (the chat metadata copied for Kami)."""
         meta = view.message.metadata or {}
         return Outcome(kind, view.id, view.message.sender, what or view.message.content[:80],
                        text, inherit={k: meta[k] for k in INHERITED if k in meta},
                        job=meta.get("job") if isinstance(meta.get("job"), str) else None,
-                       tell_owner=True, **fields)
+                       tell_owner=tell_owner, **fields)
 
     def _finish(self, outcome: Outcome) -> None:
         self._take_updates()  # progress said before the outcome goes before it

@@ -36,13 +36,14 @@ def config_text(tmp_path: Path, extra: str = "", *, bridge: str | None = None) -
     lines = extra.strip("\n").splitlines()
     first = next((i for i, line in enumerate(lines) if line.startswith("[")), len(lines))
     top, tables = "\n".join(lines[:first]), "\n".join(lines[first:])
+    defaults = {"idle_wait": '"1s"', "lease": '"5s"', "stop_grace": '"3s"'}
+    given = {line.split("=")[0].strip() for line in top.splitlines() if "=" in line}
+    settings = "\n".join(f"{k} = {v}" for k, v in defaults.items() if k not in given)
     return f"""
 {top}
+{settings}
 bridge = "{bridge or tmp_path / 'bridge'}"
 state_dir = "{tmp_path / 'state'}"
-idle_wait = "1s"
-lease = "5s"
-stop_grace = "3s"
 [health]
 port = 0
 [log]
