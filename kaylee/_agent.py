@@ -30,7 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bridge import BridgeError, MessageView, NotFound, StateConflict
@@ -93,11 +93,16 @@ class Kaylee(Agent):
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  direct: DirectChannel | None = None) -> None:
+        state_dir = config.state_path()
+        if config.peers.state_file is None:
+            # Alert edges survive restarts (and --once runs from cron) in the state directory.
+            config = replace(config, peers=replace(config.peers,
+                                                   state_file=state_dir / "peers.json"))
         super().__init__(config, notify=notify, clock=clock)
         self.kconfig = config
         self.me = config.name
         self.wall = wall
-        self.state_dir = config.state_path()
+        self.state_dir = state_dir
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.recipes = build_recipes(config)
         self.scheduler = Scheduler.build(config.job, self.recipes, tz=config.zone(),

@@ -121,10 +121,10 @@ class ReportRecipe(Recipe):
         task.checkpoint("reading the bridge")
         fold = task.bridge().fold()
         text = digest(fold, time.time(), window=self.config.window, stale=self.config.stale)
-        first = text.splitlines()[0]
+        first, _, rest = text.partition("\n")
         if task.dry_run:
-            return Result(f"dry run: {first}; not sent to the owner", output=text)
-        return Result(first, output=text, owner_text=f"📋 {text}")
+            return Result(f"dry run: {first}; not sent to the owner", output=rest or None)
+        return Result(first, output=rest or None, owner_text=f"📋 {text}")
 
 
 def digest(fold: Fold, now: float, *, window: float = 86400.0, stale: float = 86400.0,

@@ -62,9 +62,11 @@ def write_config(tmp_path: Path, extra: str = "", **kw: Any) -> Path:
     return path
 
 
-def make(tmp_path: Path, extra: str = "", **kw: Any) -> Kaylee:
-    """A Kaylee on the files under ``tmp_path`` (a new one is a restart)."""
-    config = load_config(KayleeConfig, "kaylee", write_config(tmp_path, extra), env={})
+def make(tmp_path: Path, extra: str = "", *, env: dict[str, str] | None = None,
+         **kw: Any) -> Kaylee:
+    """A Kaylee on the files under ``tmp_path`` (a new one is a restart); ``env`` is the
+    environment the config sees (secrets), nothing of this process's."""
+    config = load_config(KayleeConfig, "kaylee", write_config(tmp_path, extra), env=env or {})
     return Kaylee(config, notify=lambda _state: False, **kw)
 
 
