@@ -116,9 +116,10 @@ class Agent:
         raise NotImplementedError
 
     def housekeeping(self) -> None:
-        """Called every iteration before the PAUSE check, paused or not: work that must go
-        on while the agent takes nothing new (renewing leases of work in progress,
-        appending the outcomes of work that finished). Keep it short."""
+        """Called every iteration before the PAUSE check, paused or not, and while the
+        bridge is unreachable (``self.bridge`` is None then): work that must go on while
+        the agent takes nothing new (renewing leases of work in progress, appending the
+        outcomes of work that finished, or keeping them). Keep it short."""
 
     def hand_back(self) -> None:
         """Stopping with work in progress: finish it or give it back (e.g. release a claim)."""
@@ -238,7 +239,8 @@ class Agent:
         if url is not None and url.remote:
             ssh = self.config.ssh
             options.update(ssh_config=ssh.config, known_hosts=ssh.known_hosts,
-                           identity_file=ssh.identity(), connect_timeout=ssh.connect_timeout)
+                           identity_file=ssh.identity(), connect_timeout=ssh.connect_timeout,
+                           reconnect_timeout=ssh.reconnect_timeout)
             if ssh.remote_command:
                 options["remote_command"] = ssh.remote_command
         return connect(url, agent=self.config.name, **options)
@@ -412,6 +414,12 @@ class Agent:
                     exit_code = EXIT_FAILED
                     break
                 if self.bridge is None:
+                    # Work in progress goes on without the bridge (Kaylee keeps outcomes
+                    # on disk until it is back).
+                    try:
+                        self.housekeeping()
+                    except Exception as exc:  # noqa: BLE001 - logged; the loop must go on
+                        self.log.error("housekeeping.failed", error=str(exc))
                     self._sleep(min(retry_delay, watchdog or retry_delay, 1.0))
                     continue
             try:
