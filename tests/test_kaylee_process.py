@@ -61,6 +61,16 @@ class Run:
             pass
         wait_gone([pid])
 
+    def killed_mid_task(self) -> str:
+        """Start Kaylee, give her the gated task, SIGKILL her while it runs."""
+        first = self.start()
+        rid = self.bridge.send("gated", to="kaylee").id
+        wait_for(lambda: self.lines() == ["start"], timeout=20, what="the task to start")
+        first.signal(signal.SIGKILL)
+        first.wait()
+        self.kill_recipe()
+        return rid
+
     def close(self) -> None:
         for proc in self.procs:
             proc.close()
@@ -81,12 +91,7 @@ def test_sigkill_mid_task_then_an_idempotent_recipe_runs_again(tmp_path: Path,
                                                                runs: list[Run]) -> None:
     run = Run(tmp_path)
     runs.append(run)
-    first = run.start()
-    rid = run.bridge.send("gated", to="kaylee").id
-    wait_for(lambda: run.lines() == ["start"], timeout=20, what="the task to start")
-    first.signal(signal.SIGKILL)
-    first.wait()
-    run.kill_recipe()
+    rid = run.killed_mid_task()
     state = run.bridge.get(rid).state
     assert state.status == "claimed" and state.claimed_by == "kaylee"  # visibly in flight
     lease_until = state.lease_until or 0
@@ -107,12 +112,7 @@ def test_sigkill_mid_task_then_a_non_idempotent_recipe_is_failed(tmp_path: Path,
                                                                  runs: list[Run]) -> None:
     run = Run(tmp_path, idem=False)
     runs.append(run)
-    first = run.start()
-    rid = run.bridge.send("gated", to="kaylee").id
-    wait_for(lambda: run.lines() == ["start"], timeout=20, what="the task to start")
-    first.signal(signal.SIGKILL)
-    first.wait()
-    run.kill_recipe()
+    rid = run.killed_mid_task()
     run.gate.touch()
     run.start()
     wait_for(lambda: run.bridge.get(rid).state.status == "failed", timeout=30,
