@@ -119,11 +119,13 @@ class Kaylee(Agent):
             self.log.info("outbox.loaded", outcomes=len(self.pending))
         self._router: ModelRouter | None = None
         self._router_lock = threading.Lock()
+        self._closers: list[Callable[[], object]] = []
         self._once = False
         self._set_up = False
         peer = next((p for p in config.peers.peer if p.name == config.owner.agent), None)
-        self.owner = Owner(config.owner, bridge=lambda: self.bridge, log=self.log,
-                           direct=direct if direct is not None else _command_channel(config),
+        self.owner = Owner(config.owner, chat=config.owner_chat(), bridge=lambda: self.bridge,
+                           log=self.log,
+                           direct=direct if direct is not None else self._direct_channel(),
                            peer=peer, monitor=self._monitor, peer_timeout=config.peers.timeout)
 
     # -- the runtime's hooks ----------------------------------------------------------------------
@@ -133,8 +135,15 @@ class Kaylee(Agent):
         try:
             return super().run(once=once, max_iterations=max_iterations)
         finally:
-            if self._router is not None:
-                self._router.close()
+            self.close_clients()
+
+    def close_clients(self) -> None:
+        """Close the HTTP clients Kaylee made (the model API, Green API)."""
+        if self._router is not None:
+            self._router.close()
+            self._router = None
+        while self._closers:
+            self._closers.pop()()
 
     def setup(self) -> None:
         """Once the bridge is open: report disabled jobs (once per start), tidy old output."""
@@ -161,8 +170,8 @@ class Kaylee(Agent):
         return [self._alert]
 
     def _alert(self, alert: Alert) -> None:
-        self._queue_note("alert", alert.text, key=f"alert:{alert.result.peer}:{alert.kind}:"
-                         f"{alert.result.checked}")
+        self._queue_note("alert", f"Kaylee: {alert.text}",
+                         key=f"alert:{alert.result.peer}:{alert.kind}:{alert.result.checked}")
 
     def count_backlog(self) -> int | None:
         if self.bridge is None:
@@ -431,8 +440,8 @@ class Kaylee(Agent):
             timeout = self.kconfig.confirm_timeout
             meta: dict[str, Any] = {"kaylee": "confirm", "task": view.id, "recipe": recipe.name,
                                     "params": params, "requester": view.message.sender}
-            if owner.chat:
-                meta["whatsapp_sender"] = owner.chat
+            if self.owner.chat:
+                meta["whatsapp_sender"] = self.owner.chat
             ask = bridge.send(f"🔐 Kaylee asks: may she run “{what}”? Requested by "
                               f"{view.message.sender}. Answer yes or no within "
                               f"{human_duration(timeout)}.", to=owner.agent, type="request",
@@ -614,6 +623,36 @@ class Kaylee(Agent):
             except OSError:
                 continue
 
+    def _direct_channel(self) -> DirectChannel | None:
+        """How to reach the owner's phone without Kami: the Green API sink (``[whatsapp]``),
+        else ``[owner] command`` (a program given ``{"chat", "text", "kind"}`` as JSON on its
+        stdin), else nothing (notes wait on the bridge for Kami)."""
+        config = self.kconfig
+        if config.whatsapp.configured:
+            from bridge.runtime.greenapi import GreenApiSink
+
+            client = config.whatsapp.client()
+            self._closers.append(client.close)
+            sink = GreenApiSink(client, config.whatsapp.owners)
+
+            def to_whatsapp(text: str, meta: dict[str, Any]) -> None:
+                sink.send_text(text)
+
+            return to_whatsapp
+        argv = config.owner.command
+        if not argv:
+            return None
+        import subprocess
+
+        import orjson
+
+        def to_command(text: str, meta: dict[str, Any]) -> None:
+            payload = orjson.dumps({"chat": config.owner_chat(), "text": text,
+                                    "kind": meta.get("kaylee")})
+            subprocess.run(list(argv), input=payload, timeout=30, check=True, capture_output=True)
+
+        return to_command
+
     # -- stopping -------------------------------------------------------------------------------
 
     def hand_back(self) -> None:
@@ -634,20 +673,3 @@ class Kaylee(Agent):
             self.housekeeping()
         except (BridgeError, OSError) as exc:
             self.log.error("outbox.kept_at_stop", outcomes=len(self.pending), error=str(exc))
-
-
-def _command_channel(config: KayleeConfig) -> DirectChannel | None:
-    """``[owner] command``: a program that gets ``{"chat", "text", "kind"}`` as JSON on stdin."""
-    argv = config.owner.command
-    if not argv:
-        return None
-    import subprocess
-
-    import orjson
-
-    def send(text: str, meta: dict[str, Any]) -> None:
-        payload = orjson.dumps({"chat": config.owner.chat, "text": text,
-                                "kind": meta.get("kaylee")})
-        subprocess.run(list(argv), input=payload, timeout=30, check=True, capture_output=True)
-
-    return send

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bridge import ConfigError
 from bridge._ids import AGENT_NAME_RE
 from bridge.runtime import AgentConfig, HealthConfig, ModelsConfig, PeersConfig, duration
+from bridge.runtime.greenapi import GreenApiConfig
 
 from ._params import ParamSpec, Template
 
@@ -119,9 +120,11 @@ class OwnerConfig:
 
     agent: str = "kami"
     chat: str | None = None
+    """The owner's WhatsApp chat, written as ``whatsapp_sender`` on what Kaylee sends Kami
+    for the owner (default: the first of ``[whatsapp] owners``)."""
     command: tuple[str, ...] = ()
-    """A direct channel for when Kami is down: a program given ``{"chat", "text", "kind"}``
-    as JSON on its stdin (until the Green API sink is configured here)."""
+    """A direct channel for when Kami is down and ``[whatsapp]`` is not configured: a
+    program given ``{"chat", "text", "kind"}`` as JSON on its stdin."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ class KayleeConfig(AgentConfig):
     health: HealthConfig = field(default_factory=lambda: HealthConfig(port=8082))
     peers: PeersConfig = field(default_factory=lambda: PeersConfig(alert_to="kami"))
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    whatsapp: GreenApiConfig = field(default_factory=GreenApiConfig)
     state_dir: Path | None = None
     concurrency: int = 1
     lease: float = duration(60.0)
@@ -266,6 +270,10 @@ class KayleeConfig(AgentConfig):
         if missing:
             raise ConfigError("code_review.routes", f"no [[models.route]] named "
                                                     f"{', '.join(missing)}")
+
+    def owner_chat(self) -> str | None:
+        """The owner's chat: ``[owner] chat``, else the first of ``[whatsapp] owners``."""
+        return self.owner.chat or (self.whatsapp.owners[0] if self.whatsapp.owners else None)
 
     def zone(self) -> ZoneInfo:
         """The time zone of cron expressions."""

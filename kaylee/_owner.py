@@ -42,6 +42,7 @@ class Owner:
         self,
         config: OwnerConfig,
         *,
+        chat: str | None = None,
         bridge: Callable[[], AnyBridge | None],
         log: AgentLogger,
         direct: DirectChannel | None = None,
@@ -50,6 +51,7 @@ class Owner:
         peer_timeout: float = 5.0,
     ) -> None:
         self.config = config
+        self.chat = chat if chat is not None else config.chat
         self.bridge = bridge
         self.log = log
         self.direct = direct
@@ -88,8 +90,8 @@ class Owner:
         meta: dict[str, Any] = {"kaylee": kind}
         if task is not None:
             meta["task"] = task
-        if self.config.chat:
-            meta["whatsapp_sender"] = self.config.chat
+        if self.chat:
+            meta["whatsapp_sender"] = self.chat
         state = self.agent_state()
         tried_direct = False
         if state in BAD_STATES and self.direct is not None:

@@ -119,6 +119,7 @@ class Driver:
         k = self.kaylee
         k.stopping.set()
         k.hand_back()
+        k.close_clients()
         if k.bridge is not None:
             k.bridge.close()
         k._wake.close()

@@ -15,6 +15,7 @@ import pytest
 
 from bridge import Bridge
 from bridge._time import format_ts
+from bridge.testing.greenapi import GreenApiSimulator
 from tests.kaylee_support import OWNER_CHAT, outcome, owner_notes, run_once
 
 
@@ -84,8 +85,8 @@ def test_a_peer_going_down_alerts_once_and_once_more_when_back(
         assert owner_notes(b) == []  # one bad check is not yet an alert
         sweep()
         [alert] = owner_notes(b)
-        assert alert.message.content.startswith("⚠️ claude is down: answered something that "
-                                                "is not JSON (HTTP 500) (2 checks in a row)")
+        assert alert.message.content == ("Kaylee: ⚠️ claude is down: answered something that "
+                                         "is not JSON (HTTP 500) (2 checks in a row)")
         assert alert.message.metadata == {"kaylee": "alert", "whatsapp_sender": OWNER_CHAT}
         sweep()
         sweep()
@@ -93,7 +94,8 @@ def test_a_peer_going_down_alerts_once_and_once_more_when_back(
         peers["claude"].mode = "ok"
         sweep()
         notes = owner_notes(b)
-        assert len(notes) == 2 and notes[1].message.content.startswith("✅ claude is back")
+        assert len(notes) == 2 and notes[1].message.content.startswith("Kaylee: ✅ claude is "
+                                                                       "back")
         assert direct == []  # Kami was up: everything went through Kami
         # Kami itself goes down: the alert cannot go through Kami.
         peers["kami"].mode = "broken"
@@ -101,7 +103,30 @@ def test_a_peer_going_down_alerts_once_and_once_more_when_back(
         sweep()
         assert len(owner_notes(b)) == 2
         [(text, meta)] = direct
-        assert text.startswith("⚠️ kami is down") and meta["whatsapp_sender"] == OWNER_CHAT
+        assert text.startswith("Kaylee: ⚠️ kami is down")
+        assert meta["whatsapp_sender"] == OWNER_CHAT
+
+
+def test_with_kami_down_alerts_reach_the_phone_through_green_api(
+        tmp_path: Path, peers: dict[str, Peer]) -> None:
+    peers["kami"].mode = "broken"
+    with GreenApiSimulator() as sim, Bridge(tmp_path / "bridge", agent="owner") as b:
+        whatsapp = (f'[whatsapp]\napi_url = "{sim.api_url}"\nid_instance = {sim.id_instance}\n'
+                    f'owners = ["{OWNER_CHAT}"]\nretry_delay = "10ms"\n')
+        for _ in range(2):
+            b.send("health-sweep", to="kaylee")
+            run_once(tmp_path, sweep_config(peers) + whatsapp,
+                     env={"KAYLEE_GREEN_API_TOKEN": sim.token})
+        [sent] = sim.wait_sent(1, chat_id=OWNER_CHAT)
+        assert sent.message.startswith("Kaylee: ⚠️ kami is down")
+        assert owner_notes(b) == []  # not left for Kami, who is down
+        # A failure while Kami is down takes the same way.
+        rid = b.send("echo", to="kaylee").id  # the required parameter is missing
+        run_once(tmp_path, sweep_config(peers) + whatsapp,
+                 env={"KAYLEE_GREEN_API_TOKEN": sim.token})
+        assert b.get(rid).state.status == "failed"
+        texts = [m.message for m in sim.wait_sent(2, chat_id=OWNER_CHAT)]
+        assert texts[1].startswith("Kaylee: ⛔ refused 'echo': parameter 'text' is required")
 
 
 def test_a_dry_run_sweep_checks_but_never_alerts(tmp_path: Path,
