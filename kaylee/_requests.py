@@ -7,8 +7,10 @@ metadata wins when both are present:
 * metadata: ``{"recipe": "deploy", "params": {"target": "site"}, "dry_run": true}``
   (what agents send: values keep their JSON types);
 * content: ``deploy target=site --dry-run`` — the recipe, then ``name=value``
-  words (what a person types with ``bridge send``; a value cannot contain
-  spaces here, use the metadata for that).
+  words (what a person types with ``bridge send``, or on WhatsApp after Kami's
+  ``/kaylee``; a colon after the recipe is allowed: ``deploy: target=site``). A
+  value cannot contain spaces here: use the metadata for that. Free text ("please
+  deploy the site") is refused with the list of recipes: never guessed at.
 
 The metadata keys Kaylee writes on her own messages all start from
 ``{"kaylee": KIND}`` so other agents can tell them apart (docs/kaylee.md).
@@ -65,7 +67,8 @@ def parse_request(message: Message, known: Mapping[str, object]) -> Request:
         words = message.content.split()
         if not words:
             raise RequestRefused(f"an empty request: name a recipe (Kaylee runs: {known_list})")
-        _known(words[0], known, known_list)
+        recipe = words[0].removesuffix(":")
+        _known(recipe, known, known_list)
         params = {}
         dry_run = False
         for word in words[1:]:
@@ -79,11 +82,12 @@ def parse_request(message: Message, known: Mapping[str, object]) -> Request:
             if key in params:
                 raise RequestRefused(f"parameter {shown(key, 40)} is given twice")
             params[key] = value
-        request = Request(words[0], params, dry_run, job)
+        request = Request(recipe, params, dry_run, job)
     _known(request.recipe, known, known_list)
     return request
 
 
 def _known(name: str, known: Mapping[str, object], known_list: str) -> None:
     if name not in known:
-        raise RequestRefused(f"unknown recipe {shown(name, 40)}; Kaylee runs: {known_list}")
+        raise RequestRefused(f"unknown recipe {shown(name, 40)}; Kaylee runs: {known_list} "
+                             "(name one first, then its parameters as name=value)")

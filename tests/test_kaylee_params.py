@@ -120,11 +120,15 @@ def test_requests_name_the_recipe_in_metadata_or_in_the_text() -> None:
     by_text = parse_request(message("deploy target=site --dry-run"), KNOWN)
     assert (by_text.recipe, by_text.params, by_text.dry_run) == ("deploy", {"target": "site"},
                                                                  True)
+    # What Kami passes on from "/kaylee deploy: target=site" on WhatsApp.
+    from_kami = parse_request(message("deploy: target=site", task="deploy"), KNOWN)
+    assert (from_kami.recipe, from_kami.params) == ("deploy", {"target": "site"})
 
 
 @pytest.mark.parametrize(("content", "meta", "reason"), [
     ("", {}, "an empty request"),
     ("reboot now", {}, "unknown recipe 'reboot'; Kaylee runs: deploy, report"),
+    ("please deploy the site", {"task": "deploy"}, "unknown recipe 'please'"),  # no guessing
     ("deploy; rm -rf /", {}, "unknown recipe 'deploy;'"),
     ("deploy target", {}, "parameters are written name=value"),
     ("deploy a=1 a=2", {}, "given twice"),
