@@ -160,8 +160,9 @@ class Kaylee(Agent):
 
     def health_fields(self) -> dict[str, Any]:
         now = time.monotonic()
+        tasks = dict(self.running)  # one C-level copy: the loop may change it meanwhile
         running = [{"task": t.id, "recipe": t.recipe.name, "seconds": round(now - t.started, 1)}
-                   for t in list(self.running.values())]
+                   for t in tasks.values()]
         return {"kaylee": {"running": running, "outbox": len(self.pending),
                            "dryRun": self.kconfig.dry_run, "recipes": sorted(self.recipes),
                            "jobs": self.scheduler.summary()}}
@@ -309,6 +310,8 @@ class Kaylee(Agent):
             meta = ask.message.metadata if ask is not None else {}
             if ask is not None and meta.get("kaylee") == "confirm" and ask.message.sender == \
                     self.me:
+                if len(self.running) >= self.kconfig.concurrency:
+                    return False  # busy: the answer stays unread until a task finishes
                 started = self._answered(ask, view)
         try:
             bridge.done(view.id, reason="read by kaylee")

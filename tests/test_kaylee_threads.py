@@ -222,3 +222,26 @@ def test_an_outcome_waits_in_the_outbox_while_the_bridge_is_away(
     assert list(outbox.iterdir()) == []
     assert scene.lines() == ["start", "end"]  # appended, not run again
     assert "✅ gated" in outcome(scene.bridge, rid).message.content
+
+
+def test_an_approval_that_arrives_while_busy_waits_for_a_free_slot(
+        scene: Scene, drivers: list[Driver]) -> None:
+    marker = scene.tmp_path / "approved-ran"
+    top = f'[[recipe]]\nname = "careful"\nargv = ["touch", "{marker}"]\nconfirm = true\n'
+    d = Driver(make(scene.tmp_path, scene.config() + top))
+    drivers.append(d)
+    careful = scene.bridge.send("careful", to="kaylee").id
+    d.until(lambda: [v for v in scene.bridge.inbox("kami")
+                     if v.message.metadata.get("kaylee") == "confirm"], what="the question")
+    busy = scene.bridge.send("gated", to="kaylee").id
+    d.until(lambda: scene.lines() == ["start"], what="the gated task to start")
+    [ask] = [v for v in scene.bridge.inbox("kami") if v.message.metadata.get("kaylee") == "confirm"]
+    with Bridge(scene.tmp_path / "bridge", agent="kami") as kami:
+        kami.reply(ask.id, "yes", metadata={"confirmed": True})
+    for _ in range(30):
+        d.turn()
+        time.sleep(0.01)
+    assert not marker.exists()  # one task at a time: the approved one waits
+    scene.gate.touch()
+    d.until(lambda: scene.status(careful) == "done", what="the approved task")
+    assert marker.exists() and scene.status(busy) == "done"
