@@ -176,10 +176,23 @@ def test_timeout_after_the_send_happened(sim: GreenApiSimulator) -> None:
     assert sim.texts() == ["sent anyway"]
 
 
+def test_a_stall_holds_the_request_before_doing_anything(sim: GreenApiSimulator) -> None:
+    sim.stall("sendMessage", 5.0)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url(sim, "sendMessage"), json={"chatId": OWNER, "message": "held"},
+                   timeout=0.3)
+    assert sim.stalled == 1
+    assert sim.sent == []  # nothing done while it is held
+
+
 def test_refused_then_back_on_the_same_port(sim: GreenApiSimulator) -> None:
     sim.send_text(OWNER, "kept")
     port = sim.port
-    sim.refuse()
+    with httpx.Client() as client:  # a kept-alive connection is cut too
+        assert client.get(url(sim, "getStateInstance")).status_code == 200
+        sim.refuse()
+        with pytest.raises(httpx.TransportError):
+            client.get(url(sim, "getStateInstance"))
     with pytest.raises(httpx.ConnectError):
         httpx.get(url(sim, "getStateInstance"))
     sim.accept()

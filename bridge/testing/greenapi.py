@@ -30,6 +30,7 @@ import collections
 import itertools
 import re
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -185,6 +186,41 @@ class _Fault:
     content_type: str
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        with self._connections_lock:
+            self.connections.add(sock)
+        return sock, address
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Cut every open connection, kept-alive ones included (a host that went away)."""
+        with self._connections_lock:
+            connections = list(self.connections)
+        for sock in connections:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                continue
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a timeout test, a killed agent) is not the server's error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class GreenApiSimulator:
     """Serves one Green API instance on ``host`` (127.0.0.1 unless told otherwise).
 
@@ -223,10 +259,13 @@ class GreenApiSimulator:
         self._cond = threading.Condition()
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, list[float]] = {}
+        self._stalls: dict[str, list[float]] = {}
+        self.stalled = 0
+        """Requests being held by :meth:`stall` right now."""
         self._outage: int | None = None
         self._failing_chats: dict[str, tuple[str, str]] = {}
         self._windows: dict[str, collections.deque[float]] = {}
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._pusher: threading.Thread | None = None
         self._stopping = False
@@ -239,8 +278,7 @@ class GreenApiSimulator:
 
     def start(self) -> GreenApiSimulator:
         self._stopping = False
-        self._server = ThreadingHTTPServer((self.host, self.port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, self.port), self._handler_class())
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True,
@@ -258,6 +296,7 @@ class GreenApiSimulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -390,6 +429,13 @@ class GreenApiSimulator:
         work: a send that outlives the client's timeout has still been sent."""
         with self._cond:
             self._delays.setdefault(method.lower(), []).extend([seconds] * times)
+
+    def stall(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Hold the next ``times`` calls of ``method`` for ``seconds`` *before* doing anything
+        (a hung server: a client that gives up or dies meanwhile changed nothing). The
+        hold ends early when the simulator stops."""
+        with self._cond:
+            self._stalls.setdefault(method.lower(), []).extend([seconds] * times)
 
     def outage(self, status: int | None = 502) -> None:
         """Answer every request with ``status`` (a gateway error page) until
@@ -591,9 +637,15 @@ class GreenApiSimulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 path, _, query = self.path.partition("?")
-                status, data, ctype = outer._answer(self.command, path, query, raw)
                 match = PATH.match(path)
                 method = match.group(2).lower() if match else path
+                stall = outer._take(outer._stalls, method)
+                if stall:
+                    with outer._cond:
+                        outer.stalled += 1
+                        outer._cond.wait_for(lambda: outer._stopping, stall)
+                        outer.stalled -= 1
+                status, data, ctype = outer._answer(self.command, path, query, raw)
                 outer.calls.append(Call(method, self.command, time.time(), status))
                 hold = outer._take(outer._delays, method)
                 if hold:
