@@ -138,6 +138,10 @@ def main() -> None:
             time.sleep(0.02)
     run("show", waiting)
 
+    from demo_kaylee import tour
+
+    tour(DEMO_DIR, run, say)
+
     say("Everything is plain JSONL: doctor checks it, jq reads it")
     run("doctor")
     run("stats")

@@ -3,11 +3,8 @@ report (the digest of a real bridge) and rotate."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,61 +13,26 @@ import pytest
 from bridge import Bridge
 from bridge._time import format_ts
 from bridge.testing.greenapi import GreenApiSimulator
+from bridge.testing.health import FakeHealth
 from tests.kaylee_support import OWNER_CHAT, outcome, owner_notes, run_once
 
 
-class Peer:
-    """A /health endpoint whose answer the test sets: ok, or broken (HTTP 500, not JSON)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.mode = "ok"
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                if peer.mode == "ok":
-                    body, code = json.dumps({"status": "ok", "agent": peer.name}), 200
-                else:
-                    body, code = "Internal Server Error", 500
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/health"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def peers() -> Iterator[dict[str, Peer]]:
-    made = {name: Peer(name) for name in ("claude", "kami")}
+def peers() -> Iterator[dict[str, FakeHealth]]:
+    made = {name: FakeHealth(name) for name in ("claude", "kami")}
     yield made
     for peer in made.values():
         peer.close()
 
 
-def sweep_config(peers: dict[str, Peer]) -> str:
+def sweep_config(peers: dict[str, FakeHealth]) -> str:
     entries = "".join(f'[[peers.peer]]\nname = "{p.name}"\nurl = "{p.url}"\n'
                       for p in peers.values())
     return f"[peers]\nfailures = 2\ntimeout = \"2s\"\n{entries}"
 
 
 def test_a_peer_going_down_alerts_once_and_once_more_when_back(
-        tmp_path: Path, peers: dict[str, Peer]) -> None:
+        tmp_path: Path, peers: dict[str, FakeHealth]) -> None:
     direct: list[tuple[str, dict[str, Any]]] = []
     with Bridge(tmp_path / "bridge", agent="owner") as b:
         def sweep() -> str:
@@ -80,7 +42,7 @@ def test_a_peer_going_down_alerts_once_and_once_more_when_back(
             return outcome(b, rid).message.content
 
         assert "2 peer(s) checked; all well" in sweep()
-        peers["claude"].mode = "broken"
+        peers["claude"].ok = False
         assert "not well: claude" in sweep()
         assert owner_notes(b) == []  # one bad check is not yet an alert
         sweep()
@@ -91,14 +53,14 @@ def test_a_peer_going_down_alerts_once_and_once_more_when_back(
         sweep()
         sweep()
         assert len(owner_notes(b)) == 1  # never one per check
-        peers["claude"].mode = "ok"
+        peers["claude"].ok = True
         sweep()
         notes = owner_notes(b)
         assert len(notes) == 2 and notes[1].message.content.startswith("Kaylee: ✅ claude is "
                                                                        "back")
         assert direct == []  # Kami was up: everything went through Kami
         # Kami itself goes down: the alert cannot go through Kami.
-        peers["kami"].mode = "broken"
+        peers["kami"].ok = False
         sweep()
         sweep()
         assert len(owner_notes(b)) == 2
@@ -108,8 +70,8 @@ def test_a_peer_going_down_alerts_once_and_once_more_when_back(
 
 
 def test_with_kami_down_alerts_reach_the_phone_through_green_api(
-        tmp_path: Path, peers: dict[str, Peer]) -> None:
-    peers["kami"].mode = "broken"
+        tmp_path: Path, peers: dict[str, FakeHealth]) -> None:
+    peers["kami"].ok = False
     with GreenApiSimulator() as sim, Bridge(tmp_path / "bridge", agent="owner") as b:
         whatsapp = (f'[whatsapp]\napi_url = "{sim.api_url}"\nid_instance = {sim.id_instance}\n'
                     f'owners = ["{OWNER_CHAT}"]\nretry_delay = "10ms"\n')
@@ -130,8 +92,8 @@ def test_with_kami_down_alerts_reach_the_phone_through_green_api(
 
 
 def test_a_dry_run_sweep_checks_but_never_alerts(tmp_path: Path,
-                                                 peers: dict[str, Peer]) -> None:
-    peers["claude"].mode = "broken"
+                                                 peers: dict[str, FakeHealth]) -> None:
+    peers["claude"].ok = False
     with Bridge(tmp_path / "bridge", agent="owner") as b:
         for _ in range(3):
             rid = b.send("health-sweep --dry-run", to="kaylee").id
