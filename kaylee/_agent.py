@@ -262,13 +262,15 @@ class Kaylee(Agent):
         bridge = self._bridge_now()
         now = self.wall()
         did = False
+        waiting = {o.task for o in self.pending}  # outcomes not appended yet: not interrupted
         for view in bridge.inbox(self.me, include_claimed=True):
             msg, state = view.message, view.state
             if msg.type != "request":
                 if msg.to == self.me:
                     did = self._read(view) or did
             elif (msg.to == self.me and state.status == "claimed" and state.claimed_by == self.me
-                  and view.id not in self.running and state.lease_expired(now)):
+                  and view.id not in self.running and view.id not in waiting
+                  and state.lease_expired(now)):
                 self._recover(view)
                 did = True
         for due in self.scheduler.due(now, is_open=self._is_open):

@@ -48,8 +48,9 @@ class Result:
     data: dict[str, Any] = field(default_factory=dict)
     """Extra metadata on the outcome message (a commit, a route)."""
     after_post: Callable[[], None] | None = None
-    """Called once the outcome is on the bridge (or kept in the outbox): state that must
-    not move ahead of the outcome (the last reviewed commit)."""
+    """Called once the outcome is on the bridge: state that must not move ahead of the
+    outcome (the last reviewed commit). An outcome appended only after a restart (from
+    the outbox) does not call it: the state stays behind and the work is done again."""
 
 
 class Recipe(ABC):

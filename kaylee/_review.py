@@ -2,8 +2,8 @@
 Claude through the model routes, the review appended to the bridge and summarised to the owner.
 
 The last reviewed commit of each repository is kept in ``reviews.json`` and moves
-only once the review is on the bridge (or safely in the outbox), so a review that
-failed is attempted again next time. The diff is capped (``max_diff_bytes``);
+only once the review is on the bridge, so a review that failed (or whose outcome
+waited for the bridge across a restart) is made again next time. The diff is capped (``max_diff_bytes``);
 a larger one is reviewed in part and the review says so. Routes are tried in
 order (``[code_review] routes``: a strong model, then a cheaper one); when every
 route's daily budget is spent the task fails with that reason, and an
