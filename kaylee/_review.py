@@ -3,11 +3,11 @@ Claude through the model routes, the review appended to the bridge and summarise
 
 The last reviewed commit of each repository is kept in ``reviews.json`` and moves
 only once the review is on the bridge, so a review that failed (or whose outcome
-waited for the bridge across a restart) is made again next time. The diff is capped (``max_diff_bytes``);
-a larger one is reviewed in part and the review says so. Routes are tried in
-order (``[code_review] routes``: a strong model, then a cheaper one); when every
-route's daily budget is spent the task fails with that reason, and an
-overloaded or unreachable API is a retryable failure.
+waited for the bridge across a restart) is made again next time. The diff is
+capped (``max_diff_bytes``); a larger one is reviewed in part and the review says
+so. Routes are tried in order (``[code_review] routes``: a strong model, then a
+cheaper one); when every route's daily budget is spent the task fails with that
+reason, and an overloaded or unreachable API is a retryable failure.
 """
 
 from __future__ import annotations

@@ -189,9 +189,7 @@ argv = ["sleep", "300"]
 timeout = "1s"
 """
     rid = kami.send("hang", to="kaylee").id
-    started = time.monotonic()
-    run_once(tmp_path, extra)
-    assert time.monotonic() - started < 20
+    run_once(tmp_path, extra)  # were it not killed, this would wait 300 s (pytest's limit)
     state = kami.get(rid).state
     assert state.status == "failed"
     assert "did not finish within 1s and was killed" in (state.reason or "")

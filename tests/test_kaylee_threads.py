@@ -143,8 +143,8 @@ def test_one_task_at_a_time_unless_configured(scene: Scene, drivers: list[Driver
     d = drive(scene, drivers, f"concurrency = {concurrency}\n")
     a = scene.bridge.send("gated", to="kaylee").id
     b = scene.bridge.send("gated", to="kaylee").id
-    d.until(lambda: "start" in scene.lines(), what="a task to start")
-    for _ in range(30):
+    d.until(lambda: scene.lines().count("start") == concurrency, what="the tasks to start")
+    for _ in range(30):  # more turns: nothing more may start
         d.turn()
         time.sleep(0.01)
     assert scene.lines().count("start") == concurrency
