@@ -408,17 +408,28 @@ def inbox(
     agent: Annotated[str, typer.Option("--for", help="Agent whose waiting messages to list.")],
     as_json: JsonOption = False,
 ) -> None:
-    """List the messages waiting for an agent (open, addressed to it; in-flight shown too)."""
+    """List the messages waiting for an agent (open, addressed to it; in-flight shown too),
+    then its dead letters (given up on after their retries)."""
     b = open_bridge(create=False)
     views = b.inbox(agent)
+    dead = b.dead_letters(agent)
     now = time.time()
     if as_json:
-        print_json([view_json(v, now) for v in views])
+        print_json([view_json(v, now) for v in views + dead])
         return
     console = out()
     if not views:
         console.print(f"Nothing waiting for {escape(agent)}.")
-        return
+    else:
+        _print_rows(console, views, now)
+    if dead:
+        console.print(Text(f"\nDead letters ({len(dead)}): given up on after their retries "
+                           "(bridge show ID for why)", style="bold red"))
+        _print_rows(console, dead, now)
+
+
+def _print_rows(console: Console, views: list[lib.MessageView], now: float) -> None:
+    """One padded row per message: id, sender, type, status, age, content."""
     # Plain padded rows rather than a rich Table: a table drops whole columns
     # when the terminal is narrow; here only the content is shortened.
     labels = []

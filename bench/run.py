@@ -547,7 +547,7 @@ def bench_runtime(quick: bool) -> None:
         if agent.stderr is not None:
             agent.stderr.close()
         bridge.close()
-# -- 5. rotation and search ---------------------------------------------------------------
+# -- 6. rotation and search ---------------------------------------------------------------
 
 ROT_WRITER = textwrap.dedent("""
     import json, os, sys, time
@@ -790,7 +790,7 @@ def rss_kib(pid: int, key: str = "VmRSS") -> int:
     return 0
 
 
-# -- 5. the bridge over SSH (a real sshd on 127.0.0.1) ---------------------------------------
+# -- 7. the bridge over SSH (a real sshd on 127.0.0.1) ---------------------------------------
 
 REMOTE_FOLLOWER = textwrap.dedent("""
     import sys, time
@@ -966,7 +966,7 @@ def bench_remote(quick: bool) -> None:
         server.stop()
 
 
-# -- 7. Kami --------------------------------------------------------------------------------
+# -- 8. Kami --------------------------------------------------------------------------------
 
 def bench_kami(quick: bool) -> None:
     from kami_bench import bench_kami as run
@@ -974,12 +974,131 @@ def bench_kami(quick: bool) -> None:
     run(quick, lambda *fields: ROWS.append(Row(*fields)), fresh("kami"))
 
 
+# -- 9. Kaylee: dispatch overhead per task, the scheduler's tick, idle cost ---------------------
+
+KAYLEE_JOBS = "".join(f'[[job]]\nname = "job{i}"\ncron = "{i % 60} {i % 24} * * *"\n'
+                      f'recipe = "report"\n' for i in range(60))
+
+
+def kaylee_config(d: Path, durability: str, jobs: str = "") -> Path:
+    cfg = d / f"kaylee-{durability}.toml"
+    cfg.write_text(f'bridge = "{d / "bridge"}"\nstate_dir = "{d / ("state-" + durability)}"\n'
+                   f'durability = "{durability}"\n[health]\nport = 0\n[log]\n'
+                   f'level = "warning"\n{jobs}')
+    return cfg
+
+
+def kaylee_dispatch(d: Path, durability: str, n: int) -> tuple[list[float], list[float]]:
+    """Per task: a request is waiting → Kaylee's step claims it and starts the worker →
+    the worker runs a recipe that does nothing → the loop appends the outcome. Returns the
+    overhead per task (all of it minus the recipe's own time) and the recipe times."""
+    from bridge.runtime import load_config
+    from kaylee import KayleeConfig
+    from kaylee._agent import Kaylee
+    from kaylee._recipe import Recipe, Result, TaskContext
+
+    spans: list[float] = []
+
+    class NoOp(Recipe):
+        name = "noop"
+        idempotent = True
+
+        def run(self, task: TaskContext) -> Result:
+            t0 = time.perf_counter()
+            result = Result("nothing done")
+            spans.append(time.perf_counter() - t0)
+            return result
+
+    config = load_config(KayleeConfig, "kaylee", kaylee_config(d, durability), env={})
+    k = Kaylee(config, notify=lambda _s: False)
+    k.recipes["noop"] = NoOp()
+    assert k._try_open_bridge()
+    sender = Bridge(d / "bridge", agent="claude", durability="none")
+    overhead: list[float] = []
+    try:
+        for _ in range(n):
+            rid = sender.send("noop", to="kaylee").id
+            t0 = time.perf_counter()
+            k.step()
+            task = k.running[rid]
+            assert task.thread is not None
+            task.thread.join()
+            k.housekeeping()
+            total = time.perf_counter() - t0
+            assert rid not in k.running
+            overhead.append(total - spans[-1])
+    finally:
+        k.stopping.set()
+        k.hand_back()
+        k.close_clients()
+        if k.bridge is not None:
+            k.bridge.close()
+        sender.close()
+    return overhead, spans
+
+
+def bench_kaylee(quick: bool) -> None:
+    d = fresh("kaylee")
+    Bridge(d / "bridge", agent="setup").send("warm up", to="nobody")
+    n = 100 if quick else 400
+    for durability in ("always", "none"):
+        over, _ = kaylee_dispatch(d, durability, n)
+        ms = [x * 1000 for x in over]
+        ROWS.append(Row(f"Kaylee: dispatch overhead per task, durability `{durability}`",
+                        f"p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms",
+                        f"{n} tasks one after another: claim, ⏳ notice, worker thread, "
+                        "outcome (response + done); a recipe that does nothing", "",
+                        "≤ 10 ms", pct(ms, 99) <= 10.0))
+    # The scheduler's tick with 60 daily jobs (the seed's "dozens"): nothing due, and all due.
+    from bridge.runtime import get_logger
+    from kaylee._config import ReportConfig
+    from kaylee._ops import ReportRecipe
+    from kaylee._schedule import Scheduler
+
+    raw = tuple({"name": f"job{i}", "cron": f"{i % 60} {i % 24} * * *", "recipe": "report",
+                 "catch_up": "once"} for i in range(60))
+    sched = Scheduler.build(raw, {"report": ReportRecipe(ReportConfig())}, tz=__import__(
+        "datetime").UTC, state_file=None, log=get_logger("bench"))
+    now = time.time()
+    sched.due(now, is_open=lambda _: False)
+    ticks = []
+    for i in range(200):
+        t0 = time.perf_counter()
+        sched.due(now + 1 + i * 0.001, is_open=lambda _: False)
+        ticks.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    due = sched.due(now + 86400, is_open=lambda _: False)  # a day later: each catches up once
+    all_due = time.perf_counter() - t0
+    ROWS.append(Row("Kaylee: scheduler tick, 60 daily jobs",
+                    f"nothing due: p50 {pct(ticks, 50) * 1e6:.0f} µs; all {len(due)} due: "
+                    f"{all_due * 1000:.1f} ms", "", "", "", None))
+    # Idle: a Kaylee process with the 60 jobs, nothing to do.
+    cfg = kaylee_config(d, "always", KAYLEE_JOBS)
+    proc = subprocess.Popen([sys.executable, "-m", "kaylee", "run", "--config", str(cfg)],
+                            cwd=ROOT, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        time.sleep(5)
+        window = 10.0 if quick else 60.0
+        c0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
+        time.sleep(window)
+        cpu = (proc_cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0) * 100
+        rss = rss_kib(proc.pid) / 1024
+        ROWS.append(Row("Kaylee idle (60 jobs scheduled, nothing due)",
+                        f"CPU {cpu:.2f}% over {window:.0f} s, RSS {rss:.1f} MB", "", "",
+                        "≤ 1% CPU (runtime target ≤ 60 MB)", cpu <= 1.0 and rss <= 60))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 # -- report --------------------------------------------------------------------------------
 
 BENCHES = {"append": bench_append, "concurrent": bench_concurrent, "latency": bench_latency,
            "fold": bench_fold, "big": bench_big, "runtime": bench_runtime,
            "remote": bench_remote, "rotate": bench_rotate, "search": bench_search,
-           "kami": bench_kami}
+           "kami": bench_kami,
+           "kaylee": bench_kaylee}
 
 
 def machine() -> str:

@@ -634,6 +634,13 @@ class Bridge(StatusShortcuts):
         return [self._view(s) for s in fold.inbox(agent, time.time(),
                                                   include_claimed=include_claimed)]
 
+    def dead_letters(self, agent: str) -> list[MessageView]:
+        """Messages for ``agent`` that were given up on (status ``dead``, retries used up),
+        oldest first, as long as they are in the live file (rotation archives them)."""
+        self._name(agent, "agent")
+        fold = self.fold()
+        return [self._view(s) for s in fold if s.status == "dead" and s.addressed_to(agent)]
+
     def history(self, message_id: str) -> History:
         """The message, every status record about it (scanned from the file), and its thread.
 

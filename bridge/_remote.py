@@ -489,6 +489,11 @@ class RemoteBridge(StatusShortcuts):
         return [view_from_wire(v) for v in self._call(
             "inbox", {"agent": agent, "include_claimed": include_claimed}, retry=True)]
 
+    def dead_letters(self, agent: str) -> list[MessageView]:
+        """Messages for ``agent`` given up on (``dead``) still in the live file."""
+        return [view_from_wire(v) for v in self._call("dead_letters", {"agent": agent},
+                                                      retry=True)]
+
     def history(self, message_id: str) -> History:
         """The message, its status records and its thread."""
         return history_from_wire(self._call("history", {"id": message_id}, retry=True))

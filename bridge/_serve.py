@@ -474,6 +474,9 @@ class Server:
         return [view_to_wire(v) for v in self._need().inbox(agent,
                                                             include_claimed=include_claimed)]
 
+    def _op_dead_letters(self, *, agent: str) -> list[dict[str, Any]]:
+        return [view_to_wire(v) for v in self._need().dead_letters(agent)]
+
     def _op_history(self, *, id: str) -> dict[str, Any]:
         return history_to_wire(self._need().history(id))
 

@@ -6,6 +6,9 @@
 2. kami: the real Kami process between a simulated WhatsApp (the Green API
    simulator, with a phone) and a bridge, the real anthropic SDK talking to a
    local Messages API, and the scripted Claude answering what Kami forwards.
+3. kaylee: the real `kaylee run` process on the demo bridge: a request passed on
+   from WhatsApp, its progress and result, shell syntax kept as data, a peer
+   going down and coming back, and an alert straight to the phone when Kami is down.
 
 Each section is a function in SECTIONS; a new agent adds its own (no network, no
 keys, well under a minute in all). `python scripts/demo.py kami` runs one.
@@ -105,7 +108,15 @@ def bridge_tour() -> None:
                   f"{DEMO_DIR / 'messages.jsonl'}.[/]")
 
 
-SECTIONS: dict[str, Callable[[], None]] = {"bridge": bridge_tour, "kami": kami_tour}
+def kaylee_section() -> None:
+    from demo_kaylee import tour
+
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    tour(DEMO_DIR, run, say)
+
+
+SECTIONS: dict[str, Callable[[], None]] = {"bridge": bridge_tour, "kami": kami_tour,
+                                           "kaylee": kaylee_section}
 """The demo's sections, in order. An agent adds its own: a function that sets up what it
 needs under .demo/, shows it, and stops everything it started."""
 

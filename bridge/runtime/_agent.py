@@ -69,6 +69,11 @@ class Agent:
 
     name: ClassVar[str] = "agent"
 
+    peers_in_thread: ClassVar[bool] = True
+    """Poll the configured peers in a thread of the runtime's own. An agent that checks
+    them itself (Kaylee's scheduled ``health-sweep``) sets False: the monitor is built
+    (with the agent's sinks and state file) but nothing polls it on its own."""
+
     def __init__(
         self,
         config: AgentConfig,
@@ -114,6 +119,12 @@ class Agent:
         """Called instead of :meth:`step` while the bridge is paused: do only what a pause
         allows (Kami acts on the owner's ``resume``); True if something was done."""
         return False
+
+    def housekeeping(self) -> None:
+        """Called every iteration before the PAUSE check, paused or not, and while the
+        bridge is unreachable (``self.bridge`` is None then): work that must go on while
+        the agent takes nothing new (renewing leases of work in progress, appending the
+        outcomes of work that finished, or keeping them). Keep it short."""
 
     def hand_back(self) -> None:
         """Stopping with work in progress: finish it or give it back (e.g. release a claim)."""
@@ -233,7 +244,8 @@ class Agent:
         if url is not None and url.remote:
             ssh = self.config.ssh
             options.update(ssh_config=ssh.config, known_hosts=ssh.known_hosts,
-                           identity_file=ssh.identity(), connect_timeout=ssh.connect_timeout)
+                           identity_file=ssh.identity(), connect_timeout=ssh.connect_timeout,
+                           reconnect_timeout=ssh.reconnect_timeout)
             if ssh.remote_command:
                 options["remote_command"] = ssh.remote_command
         return connect(url, agent=self.config.name, **options)
@@ -307,18 +319,25 @@ class Agent:
                 break
         self._wake.clear()
 
-    def _start_monitor(self) -> None:
+    def build_monitor(self) -> PeerMonitor | None:
+        """The peer monitor for ``[peers]`` (None without peers), with this agent's sinks
+        and its state file (``peers.state_file``, else ``$STATE_DIRECTORY/peers.json``)."""
         pc = self.config.peers
         if not pc.peer:
-            return
+            return None
         state_file = pc.state_file
         if state_file is None and os.environ.get("STATE_DIRECTORY"):
             state_file = Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "peers.json"
-        self.monitor = PeerMonitor(
+        return PeerMonitor(
             pc.peer, failures=pc.failures, timeout=pc.timeout, slow=pc.slow,
             sinks=self.alert_sinks(), state_file=state_file,
             on_sink_error=lambda sink, exc: self.log.error(
                 "alert.sink_failed", sink=type(sink).__name__, error=str(exc)))
+
+    def _start_monitor(self) -> None:
+        self.monitor = self.build_monitor()
+        if self.monitor is None or not self.peers_in_thread:
+            return
         self._monitor_thread = threading.Thread(target=self._monitor_loop, name="peers",
                                                 daemon=True)
         self._monitor_thread.start()
@@ -400,12 +419,19 @@ class Agent:
                     exit_code = EXIT_FAILED
                     break
                 if self.bridge is None:
+                    # Work in progress goes on without the bridge (Kaylee keeps outcomes
+                    # on disk until it is back).
+                    try:
+                        self.housekeeping()
+                    except Exception as exc:  # noqa: BLE001 - logged; the loop must go on
+                        self.log.error("housekeeping.failed", error=str(exc))
                     self._sleep(min(retry_delay, watchdog or retry_delay, 1.0))
                     continue
             try:
                 if self._waiter is not None:
                     self._waiter.clear()  # changes from now on wake the next wait
                 self._refresh()
+                self.housekeeping()
                 if self.paused:
                     did = self.step_paused()
                     unexpected = 0

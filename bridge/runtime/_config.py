@@ -145,6 +145,10 @@ class SSHConfig:
     identity_file: Path | None = None
     remote_command: str | None = None
     connect_timeout: float = duration(10.0)
+    reconnect_timeout: float = duration(10.0)
+    """How long one bridge call keeps reconnecting before it fails (the agent then runs
+    degraded and retries): well inside systemd's WatchdogSec=30, since the loop that
+    sends WATCHDOG=1 is the one waiting."""
 
     def identity(self, env: Mapping[str, str] | None = None) -> Path | None:
         """The key: ``identity_file``, else the ``ssh-key`` credential if systemd gave one."""
