@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge import Bridge
+from bridge.testing.greenapi import GreenApiSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -26,6 +27,13 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is required under CI=true (make sysdeps installs it)")
         pytest.skip(f"{name} not installed (run make sysdeps)")
     return path
+
+
+@pytest.fixture
+def sim() -> Iterator[GreenApiSimulator]:
+    """The Green API simulator on 127.0.0.1 (bridge.testing.greenapi), stopped after."""
+    with GreenApiSimulator() as s:
+        yield s
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import logging
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,12 +22,6 @@ from bridge.runtime.greenapi import (
 from bridge.testing.greenapi import GreenApiSimulator
 
 OWNER = "972501234567@c.us"
-
-
-@pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
 
 
 def client_for(sim: GreenApiSimulator, **kw: object) -> GreenApiClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,12 +15,6 @@ from bridge.testing.greenapi import GreenApiSimulator, main
 from tests.helpers import wait_for
 
 OWNER = "972501234567@c.us"
-
-
-@pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
 
 
 def url(sim: GreenApiSimulator, method: str, *extra: str, token: str | None = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +23,6 @@ class WorkerConfig(AgentConfig):
 
     name: str = "kaylee"
     whatsapp: GreenApiConfig = field(default_factory=GreenApiConfig)
-
-
-@pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
 
 
 def write(tmp_path: Path, text: str) -> Path:

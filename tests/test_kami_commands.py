@@ -65,12 +65,6 @@ def test_language(text: str, lang: str) -> None:
 
 
 @pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
-
-
-@pytest.fixture
 def kami(tmp_path: Path, sim: GreenApiSimulator) -> Iterator[Kami]:
     k = start_kami(tmp_path / "bridge", sim)
     yield k

@@ -22,12 +22,6 @@ from tests.kami_harness import (
 
 
 @pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
-
-
-@pytest.fixture
 def kami(tmp_path: Path, sim: GreenApiSimulator) -> Iterator[Kami]:
     k = start_kami(tmp_path / "bridge", sim, allow_groups=(GROUP,))
     yield k

@@ -32,12 +32,6 @@ def scripted(body: dict[str, Any]) -> Reply:
 
 
 @pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
-
-
-@pytest.fixture
 def api() -> Iterator[FakeMessagesAPI]:
     with FakeMessagesAPI(responder=scripted) as a:
         yield a

@@ -22,12 +22,6 @@ from tests.kami_harness import OWNER
 TOKEN_ENV = "KAMI_GREEN_API_TOKEN"
 
 
-@pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
-
-
 def write_config(tmp_path: Path, sim: GreenApiSimulator, *extra: str) -> Path:
     config = tmp_path / "kami.toml"
     config.write_text("\n".join([
