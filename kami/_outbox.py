@@ -27,7 +27,7 @@ import collections
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bridge import BridgeError, MessageView, NotFound, StateConflict, parse_ts
 from bridge.runtime.greenapi import (
@@ -42,12 +42,14 @@ from bridge.runtime.greenapi import (
     split_message,
 )
 
+from ._journal import QUESTION
+
 if TYPE_CHECKING:
     from bridge import AnyBridge
 
     from ._agent import KamiAgent
 
-__all__ = ["LEASE", "ROUND_SECONDS", "Outbox"]
+__all__ = ["LEASE", "ROUND_SECONDS", "Outbox", "is_question"]
 
 LEASE = 600.0
 """Seconds a delivery claim holds an item (only Kami takes its own items; the lease
@@ -56,10 +58,31 @@ matters to no one else)."""
 ROUND_SECONDS = 2.0
 """Longest a delivery round runs before the loop gets control back (watchdog pings)."""
 
+QUESTION_WINDOW = 86_400.0
+"""Seconds a question without an expiry of its own waits for the owner's answer."""
+
+SENT_AS = "sent as "
+"""How a done record names the Green API ids an item went out as (recovery reads it)."""
+
+RECORD_MARGIN = 300.0
+"""Seconds before an item's creation that recovery still reads done records from (clocks
+of the bridge's hosts and Green API's differ a little)."""
+
 REMEMBERED = 10_000
 """Message ids kept in memory to map later statuses back to bridge messages."""
 
 NAMES = {"claude": "Claude Code"}
+
+
+class _Older(Exception):
+    """Stops a backwards read of the bridge at the records that are too old to matter."""
+
+
+def is_question(view: MessageView, me: str) -> bool:
+    """A request another agent sent the owner that wants a yes or a no: Kaylee's
+    confirmation (docs/kaylee.md, "Confirmations")."""
+    m = view.message
+    return m.type == "request" and m.sender != me and m.metadata.get("kaylee") == "confirm"
 
 
 @dataclass
@@ -192,7 +215,7 @@ class Outbox:
             self.progress.pop(view.id, None)
             return True
         plan = [(chat, i, part) for chat in chats for i, part in enumerate(parts)]
-        if progress.uncertain and not self._recover(view, plan, progress):
+        if progress.uncertain and not self._recover(bridge, view, plan, progress):
             return False
         for index, (chat, i, part) in enumerate(plan):
             if index in progress.sent:
@@ -224,8 +247,10 @@ class Outbox:
             self._remember(mid, view.id)
             self.agent.on_green_ok("send")
         ids = [progress.sent[k] for k in sorted(progress.sent)]
+        if is_question(view, self.agent.name):
+            self._keep_question(bridge, view, chats)
         try:
-            bridge.done(view.id, reason="sent as " + ",".join(ids), sender=self.agent.name)
+            bridge.done(view.id, reason=SENT_AS + ",".join(ids), sender=self.agent.name)
         except StateConflict as exc:
             self.log.warning("message.done_conflict", id=view.id, reason=str(exc))
         self.progress.pop(view.id, None)
@@ -233,6 +258,24 @@ class Outbox:
         self.log.info("message.sent", id=view.id, chats=chats, parts=len(parts), wa_ids=ids,
                       sender=view.message.sender)
         return True
+
+    def _keep_question(self, bridge: AnyBridge, view: MessageView, chats: list[str]) -> None:
+        """Remember a delivered question in Kami's own inbox (a request to itself that
+        expires with the question), so that the owner's yes or no finds it, after a restart
+        too. Appended before the question is marked done: a crash in between only repeats
+        this append, which the idempotency key makes a no-op."""
+        m = view.message
+        expires = view.state.expires
+        left = QUESTION_WINDOW if expires is None else expires - time.time()
+        if left <= 0 or not chats:
+            return
+        recipe = m.metadata.get("recipe")
+        about = f"{recipe} ({view.id})" if isinstance(recipe, str) else view.id
+        bridge.send(m.content[:300], to=self.agent.name, type="request",
+                    metadata={"kami": QUESTION, "question": view.id, "asker": m.sender,
+                              "about": about, "whatsapp_sender": chats[0], "chats": chats},
+                    expires_in=left, idempotency_key=f"question:{view.id}")
+        self.log.info("question.delivered", id=view.id, asker=m.sender)
 
     def _wait(self, progress: _Progress, exc: GreenApiError) -> None:
         progress.failures += 1
@@ -246,8 +289,8 @@ class Outbox:
         while len(self.sent_as) > REMEMBERED:
             self.sent_as.popitem(last=False)
 
-    def _recover(self, view: MessageView, plan: list[tuple[str, int, str]],
-                 progress: _Progress) -> bool:
+    def _recover(self, bridge: AnyBridge, view: MessageView,
+                 plan: list[tuple[str, int, str]], progress: _Progress) -> bool:
         """Find which parts of an item whose earlier attempt was cut short went out."""
         created = parse_ts(view.message.ts)
         minutes = min(1440, math.ceil((time.time() - created) / 60) + 1)
@@ -259,8 +302,10 @@ class Outbox:
         except GreenApiError as exc:
             self._wait(progress, exc)
             return False
-        # Oldest first; an id already matched to another item is not matched again.
-        taken = set(self.sent_as)
+        # Oldest first; an id already matched to another item is not matched again: those
+        # this process sent, and those other items' done records name (the same text, such
+        # as "Passed to Claude Code", often goes to the same chat many times).
+        taken = set(self.sent_as) | self._recorded_as_sent(bridge, created - RECORD_MARGIN)
         found = 0
         for index, (chat, _, part) in enumerate(plan):
             if index in progress.sent:
@@ -277,6 +322,30 @@ class Outbox:
         self.log.info("message.recovered", id=view.id, already_sent=found,
                       to_send=len(plan) - len(progress.sent))
         return True
+
+    def _recorded_as_sent(self, bridge: AnyBridge, since: float) -> set[str]:
+        """Green API ids that Kami's done records since ``since`` say items were sent as
+        (read backwards from the end of the bridge, stopping at ``since``)."""
+        found: set[str] = set()
+
+        def collect(rec: dict[str, Any]) -> bool:
+            try:
+                if parse_ts(str(rec.get("ts"))) < since:
+                    raise _Older
+            except ValueError:
+                return False
+            reason = rec.get("reason")
+            if rec.get("t") == "status" and rec.get("from") == self.agent.name and \
+                    rec.get("status") == "done" and isinstance(reason, str) and \
+                    reason.startswith(SENT_AS):
+                found.update(reason.removeprefix(SENT_AS).split(","))
+            return False
+
+        try:
+            bridge.tail(1, collect)
+        except _Older:
+            pass
+        return found
 
     # -- failures ------------------------------------------------------------------------------
 
@@ -300,7 +369,7 @@ class Outbox:
         # Not remembered (a restart since): the done record's reason names the ids.
         for state in bridge.fold().messages.values():
             if state.status == "done" and state.reason and wa_id in state.reason \
-                    and state.reason.startswith("sent as "):
+                    and state.reason.startswith(SENT_AS):
                 return state.id
         return None
 

@@ -7,7 +7,6 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,6 @@ from bridge.runtime import Secret
 from bridge.testing.greenapi import GreenApiSimulator, incoming_body
 from tests.helpers import wait_for
 from tests.kami_harness import OWNER, Kami, kami_config, run_agent, start_kami
-
-
-@pytest.fixture
-def sim() -> Iterator[GreenApiSimulator]:
-    with GreenApiSimulator() as s:
-        yield s
 
 
 def answer_for_owner(bridge: Bridge, text: str) -> str:
@@ -106,6 +99,30 @@ def test_a_send_that_did_not_go_out_is_sent_after_the_lookup(tmp_path: Path,
         wait_for(lambda: kami.bridge.get(mid).status() == "done", timeout=15)
         assert kami.texts() == ["*Claude Code*\nretry me"]
         assert kami.events.wait("message.recovered")["already_sent"] == 0
+    finally:
+        kami.stop()
+
+
+def test_after_a_restart_an_identical_text_sent_for_another_item_is_not_taken_for_this_one(
+        tmp_path: Path, sim: GreenApiSimulator) -> None:
+    """The same text often goes to the same chat ("Passed to Claude Code"). An item whose
+    earlier attempt was cut short must not be taken as sent because another item with the
+    same text went out: after a restart only the done records say which id was whose."""
+    kami = start_kami(tmp_path / "bridge", sim)
+    try:
+        first = answer_for_owner(kami.bridge, "the same words")
+        wait_for(lambda: kami.bridge.get(first).status() == "done", what="the first send")
+    finally:
+        kami.stop()
+    with Bridge(tmp_path / "bridge", agent="claude") as claude, \
+            Bridge(tmp_path / "bridge", agent="kami") as as_kami:
+        second = answer_for_owner(claude, "the same words")
+        as_kami.claim(second, lease=600)  # a claim, then a SIGKILL before the send
+    kami = start_kami(tmp_path / "bridge", sim)
+    try:
+        wait_for(lambda: kami.bridge.get(second).status() == "done", what="the second send")
+        assert kami.events.wait("message.recovered")["already_sent"] == 0
+        assert kami.texts() == ["*Claude Code*\nthe same words"] * 2
     finally:
         kami.stop()
 
