@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CONTROL", "Command", "Route", "parse_command", "parse_route"]
+__all__ = ["CONTROL", "Command", "Route", "parse_answer", "parse_command", "parse_route"]
 
 _WORDS: dict[str, tuple[str, ...]] = {
     "help": ("help", "?", "עזרה"),
@@ -66,6 +66,25 @@ def parse_command(text: str) -> Command | None:
         original = " ".join(text.strip().removeprefix("/").split())
         return Command(_LOOKUP[first], original.split(" ", 1)[1].strip())
     return None
+
+
+_ANSWERS: dict[str, bool] = {
+    **dict.fromkeys(("yes", "y", "ok", "okay", "approve", "approved", "כן"), True),
+    **dict.fromkeys(("no", "n", "decline", "declined", "לא"), False),
+}
+
+
+def parse_answer(text: str) -> bool | None:
+    """The whole message as a yes (True) or a no (False) to a question, else None.
+
+    ``confirm``/``cancel`` (and their Hebrew words) count, as do yes/no words; the
+    caller decides whether a question is waiting (otherwise "no" is just a message).
+    """
+    words = _normal(text)
+    name = _LOOKUP.get(words)
+    if name in ("confirm", "cancel"):
+        return name == "confirm"
+    return _ANSWERS.get(words)
 
 
 def parse_route(text: str) -> Route | None:

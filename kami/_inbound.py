@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 from bridge import Bridge, BridgeError, Message, MessageView, StateConflict
 
 from ._brain import Decision
-from ._commands import Command, parse_command, parse_route
-from ._journal import INBOUND, STATUS
-from ._outbox import ROUND_SECONDS
+from ._commands import Command, parse_answer, parse_command, parse_route
+from ._journal import INBOUND, QUESTION, STATUS
+from ._outbox import NAMES, ROUND_SECONDS
 from ._texts import Lang, say
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ class Inbound:
         self.fresh: set[str] = set()
         """Journaled by this process's receiver: nobody can have started them."""
         self.confirm: dict[str, tuple[float, str]] = {}
+        self.questions: list[MessageView] = []
+        """Open questions for the owner (kind QUESTION), newest last, as of this round."""
         self.worker = Worker(lambda exc: self.log.error("worker.failed", error=str(exc)))
 
     # -- the round ------------------------------------------------------------------------------
@@ -103,6 +105,9 @@ class Inbound:
         now = time.time()
         end = time.monotonic() + ROUND_SECONDS
         self.handled.intersection_update(v.id for v in views)
+        self.questions = [v for v in views if v.message.metadata.get("kami") == QUESTION
+                          and v.message.sender == self.agent.name and v.state.available(now)
+                          and v.id not in self.handled]
         for view in views:
             meta = view.message.metadata
             kind = meta.get("kami")
@@ -222,6 +227,9 @@ class Inbound:
                 self.finish(bridge, view)
                 return
         text = view.message.content
+        verdict = parse_answer(text)
+        if verdict is not None and self.answer_question(bridge, view, verdict):
+            return
         direct = parse_route(text)
         if direct is not None:
             if not direct.text:
@@ -284,6 +292,47 @@ class Inbound:
 
         self.worker.submit(run)
 
+    # -- questions for the owner ----------------------------------------------------------------
+
+    def answer_question(self, bridge: AnyBridge, view: MessageView, yes: bool) -> bool:
+        """The owner's yes or no answers the newest open question for their chat: a response
+        to the asker (``confirmed``: true or false) and the owner's receipt, in one append;
+        then the question is closed. False if no question is waiting (the message is then
+        handled as usual). The append is keyed to the owner's message, so a crash midway
+        finishes the answer instead of repeating it or passing "yes" to the model."""
+        if "answered" in self.effects(bridge, view):
+            self.finish(bridge, view)
+            return True
+        chat = view.message.metadata.get("whatsapp_sender")
+        waiting = [q for q in self.questions
+                   if chat in (q.message.metadata.get("chats") or [chat])]
+        if not waiting:
+            return False
+        question = waiting[-1]
+        meta = question.message.metadata
+        asker, asked = str(meta.get("asker", "")), str(meta.get("question", ""))
+        about = str(meta.get("about") or question.message.content[:80])
+        receipt = say("answered_yes" if yes else "answered_no", self.lang(view),
+                      asker=NAMES.get(asker, asker.capitalize()), what=about)
+        list(bridge.send_many([  # a generator: list() makes it append
+            {"content": "yes" if yes else "no", "to": asker, "type": "response",
+             "reply_to": asked, "metadata": {"confirmed": yes, "whatsapp_sender": chat},
+             "idempotency_key": f"confirmation:{view.id}"},
+            {"content": receipt, "to": self.agent.name, "type": "response",
+             "reply_to": view.id, "metadata": {"whatsapp_sender": chat},
+             "idempotency_key": f"answered:{view.id}"}]))
+        self.questions.remove(question)
+        self.handled.add(question.id)
+        try:
+            bridge.done(question.id, reason=f"answered {'yes' if yes else 'no'}",
+                        sender=self.agent.name)
+        except StateConflict:
+            pass  # expired meanwhile: the asker decides what a late answer means
+        self.log.info("question.answered", id=asked, asker=asker, confirmed=yes,
+                      message=view.id)
+        self.finish(bridge, view)
+        return True
+
     # -- commands -------------------------------------------------------------------------------
 
     def command(self, bridge: AnyBridge, view: MessageView, command: Command) -> None:
@@ -322,6 +371,8 @@ class Inbound:
         elif command.name in ("confirm", "cancel"):
             pending = self.confirm.pop(chat, None)
             if pending is None or pending[0] < time.monotonic():
+                if self.answer_question(bridge, view, command.name == "confirm"):
+                    return
                 answer(say("nothing_to_confirm", lang))
             elif command.name == "cancel":
                 answer(say("cancelled", lang))

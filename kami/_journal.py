@@ -50,6 +50,9 @@ that the record would near the bridge's 1 MiB line limit."""
 
 INBOUND = "inbound"
 STATUS = "wa_status"
+QUESTION = "question"
+"""A question another agent asked the owner (a confirmation), delivered and awaiting the
+owner's yes or no: open in Kami's own inbox until answered or expired."""
 
 
 class Journal:
