@@ -183,6 +183,10 @@ class Kaylee(Agent):
     # -- every iteration, paused or not -----------------------------------------------------------
 
     def housekeeping(self) -> None:
+        # Finished tasks first, then progress lines: a task's progress was queued before
+        # its result, so taking them in this order posts every "⏳ started" before the
+        # "✅" it leads to, even for a task that finished in between.
+        finished: list[Outcome] = []
         while True:
             try:
                 task_id, outcome = self.finished.get_nowait()
@@ -192,8 +196,9 @@ class Kaylee(Agent):
             if task is not None and task.cancelled is not None:
                 self.log.info("task.dropped", task=task_id, because=task.cancelled)
                 continue
-            self.pending.append(outcome)
+            finished.append(outcome)
         self._take_updates()
+        self.pending.extend(finished)
         self._flush()
         self._renew_leases()
 

@@ -245,3 +245,24 @@ def test_an_approval_that_arrives_while_busy_waits_for_a_free_slot(
     scene.gate.touch()
     d.until(lambda: scene.status(careful) == "done", what="the approved task")
     assert marker.exists() and scene.status(busy) == "done"
+
+
+def test_a_quick_task_posts_started_before_its_result(scene: Scene) -> None:
+    """The "⏳ started" line and the outcome come from different queues; a task that ends
+    before the loop looks again must still have them on the bridge in that order (Kami
+    delivers them to WhatsApp in bridge order)."""
+    d = Driver(make(scene.tmp_path))
+    try:
+        rid = scene.bridge.send('echo text=hi', to="kaylee").id
+        d.turn()  # claims it, queues "started", starts the worker
+        task = d.kaylee.running[rid]
+        assert task.thread is not None
+        task.thread.join(20)  # finished before the loop's next look
+        d.turn()
+        result = outcome(scene.bridge, rid)
+        lines = [v for v in scene.bridge.inbox("claude")
+                 if v.message.metadata.get("kaylee") == "progress"]
+        assert [v.message.content.split(": ", 1)[1] for v in lines] == ["started"]
+        assert lines[0].state.offset < result.state.offset
+    finally:
+        d.stop()
