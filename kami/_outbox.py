@@ -269,8 +269,11 @@ class Outbox:
         left = QUESTION_WINDOW if expires is None else expires - time.time()
         if left <= 0 or not chats:
             return
-        recipe = m.metadata.get("recipe")
-        about = f"{recipe} ({view.id})" if isinstance(recipe, str) else view.id
+        recipe, params = m.metadata.get("recipe"), m.metadata.get("params")
+        about = m.content[:60]
+        if isinstance(recipe, str):
+            about = " ".join([recipe, *(f"{k}={v}" for k, v in params.items())]) \
+                if isinstance(params, dict) else recipe
         bridge.send(m.content[:300], to=self.agent.name, type="request",
                     metadata={"kami": QUESTION, "question": view.id, "asker": m.sender,
                               "about": about, "whatsapp_sender": chats[0], "chats": chats},

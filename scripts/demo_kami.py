@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from demo_common import DEMO_ROOT, ROOT, ScriptedClaude, console, say
@@ -114,26 +115,34 @@ def wait_for_text(sim: GreenApiSimulator, needle: str, timeout: float = 15.0) ->
                      f"(see {DIRECTORY / 'kami.log'})")
 
 
-def start_kami(sim: GreenApiSimulator, api: FakeMessagesAPI) -> subprocess.Popen[bytes]:
-    config = DIRECTORY / "kami.toml"
-    config.write_text("\n".join([
-        f'bridge = "{DIRECTORY / "bridge"}"', 'idle_wait = "2s"', "[health]", "port = 0",
-        "[kami]", f'api_url = "{sim.api_url}"', f"id_instance = {sim.id_instance}",
-        f'owners = ["{OWNER}"]', "receive_timeout = 5", f'state_dir = "{DIRECTORY}"',
-        "[models]", f'base_url = "{api.url}"', 'timeout = "10s"',
-        "[[models.route]]", 'name = "demo"', 'model = "claude-demo"', "daily_tokens = 50000",
-    ]) + "\n")
-    log = (DIRECTORY / "kami.log").open("wb")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KAMI_GREEN_API_TOKEN": sim.token,
-           "KAMI_ANTHROPIC_API_KEY": api.api_key}
+def start_kami(sim: GreenApiSimulator, api: FakeMessagesAPI | None, *,
+               directory: Path = DIRECTORY, bridge: Path | None = None,
+               health_port: int = 0) -> subprocess.Popen[bytes]:
+    """Kami as its own process, its config and log in ``directory``; without ``api`` it
+    has no model (the offline router: commands, /claude, /kaylee)."""
+    config = directory / "kami.toml"
+    lines = [f'bridge = "{bridge or directory / "bridge"}"', 'idle_wait = "2s"', "[health]",
+             f"port = {health_port}", "[kami]", f'api_url = "{sim.api_url}"',
+             f"id_instance = {sim.id_instance}", f'owners = ["{OWNER}"]',
+             "receive_timeout = 5", f'state_dir = "{directory}"']
+    if api is not None:
+        lines += ["[models]", f'base_url = "{api.url}"', 'timeout = "10s"',
+                  "[[models.route]]", 'name = "demo"', 'model = "claude-demo"',
+                  "daily_tokens = 50000"]
+    config.write_text("\n".join(lines) + "\n")
+    log_path = directory / "kami.log"
+    log = log_path.open("wb")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KAMI_GREEN_API_TOKEN": sim.token}
+    if api is not None:
+        env["KAMI_ANTHROPIC_API_KEY"] = api.api_key
     proc = subprocess.Popen([sys.executable, "-m", "kami", "run", "--config", str(config)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     log.close()
     deadline = time.monotonic() + 20
-    while b'"event":"kami.ready"' not in (DIRECTORY / "kami.log").read_bytes():
+    while b'"event":"kami.ready"' not in log_path.read_bytes():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit(f"demo: Kami did not start (see {DIRECTORY / 'kami.log'})")
+            raise SystemExit(f"demo: Kami did not start (see {log_path})")
         time.sleep(0.02)
     return proc
 

@@ -1,19 +1,20 @@
-"""The Kaylee part of `make demo`: a real `kaylee run` process on the demo bridge.
+"""The Kaylee part of `make demo`: real `kaylee run` and `kami run` processes on the demo
+bridge, with the Green API simulator as the owner's phone.
 
-A request reaches her the way Kami passes a WhatsApp message on (``/kaylee …``:
-a request to kaylee carrying the chat in ``whatsapp_sender``); her
-acknowledgement, progress and result are the messages Kami delivers back to
-that chat. A request with shell syntax in a parameter is run as one argument
-or refused. Then a peer goes down and comes back: one alert, one recovery
-message; and when Kami itself is down, the alert goes straight to the phone
-through the Green API simulator. (Until Kami joins the demo, the tour shows the
-messages on the bridge that Kami delivers.)
+The owner writes ``/kaylee disk-check path=/var`` on WhatsApp; Kami passes it on,
+and Kaylee's acknowledgement, progress and result come back to the phone through
+Kami. Shell syntax in a parameter is refused. A recipe that needs the owner's
+confirmation asks on the phone and runs on "yes". Then a peer goes down and comes
+back: one alert, one recovery message; and when Kami itself is down, Kaylee's
+alert goes straight to the phone through Green API.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from demo_kami import start_kami
 from rich.console import Console
 
-from bridge import Bridge, MessageView
+from bridge import Bridge
 from bridge.testing.greenapi import GreenApiSimulator
 from bridge.testing.health import FakeHealth
 
@@ -53,25 +55,49 @@ def sweep(b: Bridge) -> None:
     wait("a sweep", finished(b, mid))
 
 
-def for_kami(b: Bridge, since: int) -> list[MessageView]:
-    """What Kaylee sent Kami to deliver (answers, progress, news for the owner)."""
-    fold = b.fold()
-    return [b.get(s.id) for s in fold if s.sender == "kaylee" and s.to == "kami"
-            and s.offset >= since]
+class Phone:
+    """The owner's WhatsApp, as the simulator sees it: what they write, what they get."""
+
+    def __init__(self, sim: GreenApiSimulator) -> None:
+        self.sim = sim
+        self.shown = 0
+
+    def write(self, text: str) -> None:
+        console.print(f"  [bold]📱 owner:[/] {text}")
+        self.sim.send_text(OWNER, text, sender_name="Owner")
+
+    def wait(self, *needles: str, timeout: float = 30) -> None:
+        """Until each of ``needles`` reached the phone (in any message); then show them."""
+        def arrived() -> bool:
+            texts = [m.message for m in self.sim.sent[self.shown:]]
+            return all(any(n in t for t in texts) for n in needles)
+
+        wait(f"{needles!r} on the phone", arrived, timeout)
+        self.show()
+
+    def show(self) -> None:
+        for m in self.sim.sent[self.shown:]:
+            text = m.message.replace("\n", "\n" + " " * 15)
+            console.print(f"  [magenta]💬 → owner:[/] {text}")
+        self.shown = len(self.sim.sent)
 
 
-def show_phone(views: list[MessageView]) -> None:
-    for v in views:
-        chat = v.message.metadata.get("whatsapp_sender", "?")
-        console.print(f"  [magenta]→ {chat}[/]  {v.message.content}")
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def tour(demo_dir: Path, run: Callable[..., str], say: Callable[[str], None]) -> None:
     """Run the Kaylee tour on the bridge in ``demo_dir`` (``run`` shows a bridge command)."""
     work = demo_dir.parent / "kaylee"
-    work.mkdir(exist_ok=True)
-    claude, kami = FakeHealth("claude"), FakeHealth("kami")
+    if work.exists():
+        shutil.rmtree(work)  # her peer states and schedule from an earlier run
+    (work / "kami").mkdir(parents=True)
+    claude = FakeHealth("claude")
     sim = GreenApiSimulator().start()
+    phone = Phone(sim)
+    kami_port = free_port()
     config = work / "kaylee.toml"
     config.write_text(f"""
 bridge = "{demo_dir}"
@@ -96,7 +122,7 @@ name = "claude"
 url = "{claude.url}"
 [[peers.peer]]
 name = "kami"
-url = "{kami.url}"
+url = "http://127.0.0.1:{kami_port}/health"
 [[recipe]]
 name = "disk-check"
 description = "how full a filesystem is"
@@ -107,62 +133,71 @@ idempotent = true
 name = "path"
 pattern = "/[A-Za-z0-9._/-]*"
 default = "/"
+[[recipe]]
+name = "restart-site"
+description = "restart the web site (asks the owner first)"
+argv = ["echo", "site restarted"]
+confirm = true
 """)
-    log = open(work / "kaylee.log", "wb")  # noqa: SIM115 - handed to the process
-    proc = subprocess.Popen([sys.executable, "-m", "kaylee", "run", "--config", str(config)],
-                            cwd=ROOT, stderr=log, stdin=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(ROOT),
-                                 "KAYLEE_GREEN_API_TOKEN": sim.token})
-    log.close()
-    b = Bridge(demo_dir, agent="kami")
+    b = Bridge(demo_dir, agent="owner")
+    for view in b.inbox("kami"):  # the bridge tour's answers: shown there, not on the phone
+        b.done(view.id, reason="shown in the bridge tour", sender="kami")
+    kami: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        # Kami first: Kaylee's peer checks find it up from her start.
+        kami = start_kami(sim, None, directory=work / "kami", bridge=demo_dir,
+                          health_port=kami_port)
+        with open(work / "kaylee.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kaylee", "run", "--config", str(config)], cwd=ROOT,
+                stderr=log, stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": str(ROOT), "KAYLEE_GREEN_API_TOKEN": sim.token})
         wait("Kaylee's start", lambda: b"kaylee.ready" in (work / "kaylee.log").read_bytes())
-        say("Kaylee: WhatsApp asks her to run a recipe (Kami passes \"/kaylee disk-check "
-            "path=/var\" on)")
-        mark = b.fold().offset
-        rid = run("send", "disk-check path=/var", "--from", "kami", "--to", "kaylee",
-                  "--meta", f"whatsapp_sender={OWNER}")
-        wait("her answer", finished(b, rid))
-        say("Her acknowledgement, progress and result, addressed to the chat (Kami delivers "
-            "them)")
-        show_phone(for_kami(b, mark))
-        run("show", rid)
+        console.rule("Kaylee: the worker, reached from WhatsApp through Kami")
+        console.print(f"Kaylee (pid {proc.pid}) and Kami (pid {kami.pid}, no model: "
+                      f"/kaylee goes straight to her) on {demo_dir}")
+        say("The owner asks Kaylee for a recipe: Kami's acknowledgement, then her own "
+            "⏳ start and ✅ result")
+        phone.write("/kaylee disk-check path=/var")
+        phone.wait("✅ disk-check")
 
         say("Shell syntax in a parameter is refused, never run")
-        mark = b.fold().offset
-        bad = run("send", "disk-check path=/tmp;rm", "--from", "kami", "--to", "kaylee",
-                  "--meta", f"whatsapp_sender={OWNER}")
-        wait("the refusal", finished(b, bad))
-        show_phone(for_kami(b, mark))
+        phone.write("/kaylee disk-check path=/tmp;rm")
+        phone.wait("⛔")
+
+        say("A recipe marked confirm = true asks the owner first, and runs on yes")
+        phone.write("/kaylee restart-site")
+        phone.wait("may she run", "waiting for the owner's confirmation")
+        phone.write("yes")
+        phone.wait("Told Kaylee: yes", "✅ restart-site")
 
         say("Her cron job pings the agents (health-sweep, every 5 minutes; here one after "
-            "another); Claude's /health breaks")
+            "another); Claude's /health breaks, then comes back")
         claude.ok = False
-        mark = b.fold().offset
         for _ in range(3):  # two bad checks in a row make an alert; the third is quiet
             sweep(b)
         claude.ok = True
         sweep(b)
-        alerts = [v for v in for_kami(b, mark) if v.message.metadata.get("kaylee") == "alert"]
-        console.print(f"  four sweeps, {len(alerts)} messages for the owner:")
-        show_phone(alerts)
+        phone.wait("claude is back")
 
-        say("Kami itself goes down: the alert goes straight to the phone (Green API)")
-        kami.ok = False
+        say("Kami itself goes down: Kaylee's alert goes straight to the phone (Green API)")
+        kami.send_signal(signal.SIGTERM)
+        kami.wait(timeout=30)
         for _ in range(2):
             sweep(b)
-        sent = wait("the direct alert", lambda: sim.texts(OWNER))
-        for text in sent:
-            console.print(f"  [magenta]📱 {OWNER}[/]  {text}")
+        phone.wait("kami is down")
         run("tail", "--from", "kaylee", "-n", "4")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        for p in (proc, kami):
+            if p is None or p.poll() is not None:
+                continue
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
         b.close()
         sim.stop()
         claude.close()
-        kami.close()
