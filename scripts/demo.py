@@ -25,12 +25,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from demo_common import ROOT, ScriptedClaude, console, say
+from demo_common import DEMO_ROOT, ScriptedClaude, console, say
 from demo_kami import kami_tour
 
 from bridge import Bridge
 
-DEMO_DIR = ROOT / ".demo" / "bridge"
+DEMO_DIR = DEMO_ROOT / "bridge"
 BIN = Path(sys.executable).parent / "bridge"
 
 

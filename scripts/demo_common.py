@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +13,8 @@ from rich.console import Console
 from bridge import Bridge, Entry, parse_ts
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_ROOT = ROOT / ".demo"
+DEMO_ROOT = Path(os.environ.get("KAMI_BRIDGE_DEMO_DIR") or ROOT / ".demo")
+"""Where the demo keeps its bridges, configs and logs (tests point it elsewhere)."""
 console = Console(highlight=False)
 
 

@@ -1,0 +1,26 @@
+"""`make demo` is the README's first command: it must run to the end on a fresh checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_the_demo_runs_every_section_to_the_end(tmp_path: Path) -> None:
+    env = {**os.environ, "KAMI_BRIDGE_DEMO_DIR": str(tmp_path / "demo"), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "scripts/demo.py"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "Traceback" not in out + proc.stderr
+    # One line from each section's loop: the bridge, Kami, Kaylee through Kami.
+    assert "send → Claude's handler" in out
+    assert "Kami stopped with exit code 0" in out
+    assert "✅ Told Kaylee: yes (restart-site)" in out
+    assert "kami is down" in out
+    assert "Demo finished" in out
+    assert (tmp_path / "demo" / "kaylee" / "kami" / "kami.log").exists()  # kept where told
