@@ -182,7 +182,9 @@ def test_a_response_for_a_chat_that_is_not_allowed_is_failed_and_reported(kami: 
     wait_for(lambda: kami.bridge.get(mid).status() == "failed", what="the failure")
     assert "neither an owner's chat nor an allowed group" in (kami.bridge.get(mid).state.reason
                                                              or "")
-    report = [v for v in kami.bridge.inbox("claude") if v.message.type == "notification"]
+    # The failure is recorded first, the report to its author right after it.
+    report = wait_for(lambda: [v for v in kami.bridge.inbox("claude")
+                               if v.message.type == "notification"], what="the report")
     assert mid in report[0].message.content
     assert kami.sim.sent == []
     assert kami.health()["lastError"] is not None
