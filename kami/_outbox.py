@@ -142,9 +142,11 @@ class Outbox:
         m = view.message
         author = m.metadata.get("on_behalf") or m.sender
         text = for_whatsapp(m.content)
-        if author != self.agent.name and text.strip():
-            # Formatted already: the header's *bold* is WhatsApp's, not Markdown's.
-            text = f"*{NAMES.get(author, str(author).capitalize())}*\n{text}"
+        name = NAMES.get(author, str(author).capitalize())
+        if author != self.agent.name and text.strip() and not text.startswith(name):
+            # Formatted already: the header's *bold* is WhatsApp's, not Markdown's. A text
+            # that opens with its author's name ("Kaylee: ⚠️ …") needs no header.
+            text = f"*{name}*\n{text}"
         return split_message(text)
 
     def _quote(self, bridge: AnyBridge, view: MessageView, chat: str) -> str | None:

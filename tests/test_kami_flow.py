@@ -202,3 +202,12 @@ def test_status_and_help_in_the_owners_language(kami: Kami, sim: GreenApiSimulat
     assert "authorized" in status
     # Commands are answered at once: no acknowledgement, nothing on the way to Claude.
     assert kami.requests_for("claude") == []
+
+
+def test_another_agents_message_gets_its_name_as_a_header_unless_it_opens_with_it(
+        kami: Kami) -> None:
+    for text in ("✅ disk-check: finished", "Kaylee: ⚠️ claude is down"):
+        kami.bridge.send(text, to="kami", type="notification", sender="kaylee",
+                         metadata={"whatsapp_sender": OWNER})
+        kami.wait_sent(1 if text.startswith("✅") else 2)
+    assert kami.texts() == ["*Kaylee*\n✅ disk-check: finished", "Kaylee: ⚠️ claude is down"]
