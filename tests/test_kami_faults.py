@@ -49,7 +49,7 @@ def test_an_outage_loses_nothing_and_sends_nothing_twice(tmp_path: Path,
         assert "Green API" in health["degraded"]
         sim.refuse()  # and then the host is gone altogether for a while
         sim.outage(None)
-        time.sleep(0.5)
+        time.sleep(0.5)  # an absence: a window for a (wrong) delete or send
         assert len(sim.pending()) == 3  # nothing was taken off Green API's queue
         assert all(kami.bridge.get(a).status() != "done" for a in answers)
         sim.accept()
@@ -187,7 +187,7 @@ def test_the_bridge_unreachable_holds_messages_in_green_api(tmp_path: Path,
     agent, thread, events, _ = run_agent(kami_config(directory, sim))
     try:
         events.wait("bridge.unreachable")
-        time.sleep(1.0)
+        time.sleep(1.0)  # an absence: Kami stays degraded and takes nothing meanwhile
         snapshot = agent.snapshot()
         assert snapshot["status"] == "degraded"
         assert snapshot["bridge"]["reachable"] is False
@@ -315,7 +315,7 @@ def test_webhook_checks_the_bearer_token_and_shares_the_journal(tmp_path: Path,
         assert httpx.post(url.replace("/green-api/webhook", "/other"), json=body,
                           headers=ok).status_code == 404
         kami.wait_requests("claude", 1)
-        time.sleep(0.2)
+        time.sleep(0.2)  # an absence: a window for a second (wrong) forward
         assert len(kami.requests_for("claude")) == 1
         # And Green API itself pushing to it (the simulator's webhook mode).
         sim.settings.update(webhookUrl=url, webhookUrlToken="hook-secret-123")

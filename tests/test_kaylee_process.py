@@ -207,7 +207,7 @@ def test_an_outcome_is_kept_while_the_bridge_is_away_and_appended_when_it_return
     outbox = tmp_path / "state" / "outbox"
     assert list(outbox.iterdir())
     assert run.bridge.get(rid).state.status == "claimed"
-    time.sleep(0.5)
+    time.sleep(0.5)  # the outage goes on a little after the outcome was kept
     restart_sshd(private_sshd)
     wait_for(lambda: run.bridge.get(rid).state.status == "done", timeout=90,
              what="the kept outcome to be appended")
