@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bridge import Bridge, BridgeError, Message, MessageView, StateConflict
+from bridge import Bridge, BridgeError, Message, MessageView, NotFound, StateConflict
 
 from ._brain import Decision
 from ._commands import Command, parse_answer, parse_command, parse_route
@@ -300,7 +300,9 @@ class Inbound:
         then the question is closed. False if no question is waiting (the message is then
         handled as usual). The append is keyed to the owner's message, so a crash midway
         finishes the answer instead of repeating it or passing "yes" to the model."""
-        if "answered" in self.effects(bridge, view):
+        earlier = self.effects(bridge, view).get("answered")
+        if earlier is not None:  # answered before a crash: close the question, then finish
+            self._close_question(bridge, str(earlier.metadata.get("question", "")), yes)
             self.finish(bridge, view)
             return True
         chat = view.message.metadata.get("whatsapp_sender")
@@ -319,19 +321,23 @@ class Inbound:
              "reply_to": asked, "metadata": {"confirmed": yes, "whatsapp_sender": chat},
              "idempotency_key": f"confirmation:{view.id}"},
             {"content": receipt, "to": self.agent.name, "type": "response",
-             "reply_to": view.id, "metadata": {"whatsapp_sender": chat},
+             "reply_to": view.id, "metadata": {"whatsapp_sender": chat,
+                                               "question": question.id},
              "idempotency_key": f"answered:{view.id}"}]))
-        self.questions.remove(question)
-        self.handled.add(question.id)
-        try:
-            bridge.done(question.id, reason=f"answered {'yes' if yes else 'no'}",
-                        sender=self.agent.name)
-        except StateConflict:
-            pass  # expired meanwhile: the asker decides what a late answer means
+        self._close_question(bridge, question.id, yes)
         self.log.info("question.answered", id=asked, asker=asker, confirmed=yes,
                       message=view.id)
         self.finish(bridge, view)
         return True
+
+    def _close_question(self, bridge: AnyBridge, question_id: str, yes: bool) -> None:
+        self.questions = [q for q in self.questions if q.id != question_id]
+        self.handled.add(question_id)
+        try:
+            bridge.done(question_id, reason=f"answered {'yes' if yes else 'no'}",
+                        sender=self.agent.name)
+        except (StateConflict, NotFound):
+            pass  # expired or closed meanwhile: the asker decides what a late answer means
 
     # -- commands -------------------------------------------------------------------------------
 

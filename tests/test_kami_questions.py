@@ -136,6 +136,38 @@ def test_an_expired_question_is_not_answered(kami: Kami, sim: GreenApiSimulator)
     assert replies_to(kami.bridge, question) == []
 
 
+def test_a_crash_after_the_answer_closes_the_question_on_restart(
+        tmp_path: Path, sim: GreenApiSimulator) -> None:
+    """Kami died after appending the answer and the receipt, before closing the question
+    and the owner's message: the restart finishes both and answers nothing twice."""
+    with Bridge(tmp_path / "bridge", agent="kami") as b:
+        question = ask(b)
+        b.done(question, reason="sent as X1")
+        kept = b.send("🔐 may she run “wipe”?", to="kami", type="request", expires_in=600,
+                      metadata={"kami": "question", "question": question, "asker": "kaylee",
+                                "about": "wipe", "whatsapp_sender": OWNER, "chats": [OWNER]},
+                      idempotency_key=f"question:{question}").id
+        said = b.send("yes", to="kami", type="request",
+                      metadata={"kami": "inbound", "whatsapp_sender": OWNER, "wa_id": "X2",
+                                "lang": "en"}, idempotency_key=f"wa:{OWNER}_X2").id
+        list(b.send_many([
+            {"content": "yes", "to": "kaylee", "type": "response", "reply_to": question,
+             "metadata": {"confirmed": True, "whatsapp_sender": OWNER},
+             "idempotency_key": f"confirmation:{said}"},
+            {"content": "✅ Told Kaylee: yes (wipe)", "to": "kami", "type": "response",
+             "reply_to": said, "metadata": {"whatsapp_sender": OWNER, "question": kept},
+             "idempotency_key": f"answered:{said}"}]))
+    kami = start_kami(tmp_path / "bridge", sim)
+    try:
+        wait_for(lambda: kami.bridge.get(said).state.status == "done", what="the message")
+        assert kami.bridge.get(kept).state.status == "done"
+        kami.wait_text("Told Kaylee: yes")
+        assert len(replies_to(kami.bridge, question)) == 1
+        assert [t for t in kami.texts() if "Told Kaylee" in t] == ["✅ Told Kaylee: yes (wipe)"]
+    finally:
+        kami.stop()
+
+
 MARKER_RECIPE = """
 [[recipe]]
 name = "wipe"
