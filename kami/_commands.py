@@ -69,8 +69,9 @@ def parse_command(text: str) -> Command | None:
 
 
 _ANSWERS: dict[str, bool] = {
-    **dict.fromkeys(("yes", "y", "ok", "okay", "approve", "approved", "כן"), True),
-    **dict.fromkeys(("no", "n", "decline", "declined", "לא"), False),
+    # Only explicit words: a casual "ok" must not approve a deploy.
+    **dict.fromkeys(("yes", "approve", "approved", "כן"), True),
+    **dict.fromkeys(("no", "decline", "declined", "לא"), False),
 }
 
 

@@ -31,7 +31,15 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bridge import Bridge, BridgeError, Message, MessageView, NotFound, StateConflict
+from bridge import (
+    Bridge,
+    BridgeError,
+    Message,
+    MessageView,
+    NotFound,
+    StateConflict,
+    parse_ts,
+)
 
 from ._brain import Decision
 from ._commands import Command, parse_answer, parse_command, parse_route
@@ -45,6 +53,9 @@ if TYPE_CHECKING:
     from ._agent import KamiAgent
 
 __all__ = ["Inbound", "Worker"]
+
+CLOCK_SKEW = 5.0
+"""Seconds by which WhatsApp's clock (the owner's message) may lag ours (the question)."""
 
 
 class Worker:
@@ -294,47 +305,81 @@ class Inbound:
 
     # -- questions for the owner ----------------------------------------------------------------
 
-    def answer_question(self, bridge: AnyBridge, view: MessageView, yes: bool) -> bool:
-        """The owner's yes or no answers the newest open question for their chat: a response
-        to the asker (``confirmed``: true or false) and the owner's receipt, in one append;
-        then the question is closed. False if no question is waiting (the message is then
-        handled as usual). The append is keyed to the owner's message, so a crash midway
-        finishes the answer instead of repeating it or passing "yes" to the model."""
+    def answer_question(self, bridge: AnyBridge, view: MessageView, yes: bool, *,
+                        control: bool = False) -> bool:
+        """The owner's yes or no answers an open question for their chat: the one their
+        WhatsApp reply quotes, else the newest asked before they wrote. A response to the
+        asker (``confirmed``: true or false) and the owner's receipt go in one append; then
+        the question is closed. False if no question fits (the message is then handled as
+        usual). The append is keyed to the owner's message, so a crash midway finishes the
+        answer instead of repeating it or passing "yes" to the model."""
         earlier = self.effects(bridge, view).get("answered")
         if earlier is not None:  # answered before a crash: close the question, then finish
             self._close_question(bridge, str(earlier.metadata.get("question", "")), yes)
             self.finish(bridge, view)
             return True
-        chat = view.message.metadata.get("whatsapp_sender")
-        waiting = [q for q in self.questions
-                   if chat in (q.message.metadata.get("chats") or [chat])]
-        if not waiting:
+        question = self._question_for(bridge, view)
+        if question is None:
             return False
-        question = waiting[-1]
+        chat = view.message.metadata.get("whatsapp_sender")
         meta = question.message.metadata
         asker, asked = str(meta.get("asker", "")), str(meta.get("question", ""))
         about = str(meta.get("about") or question.message.content[:80])
         receipt = say("answered_yes" if yes else "answered_no", self.lang(view),
                       asker=NAMES.get(asker, asker.capitalize()), what=about)
+        told: dict[str, Any] = {"whatsapp_sender": chat, "question": question.id}
+        if control:
+            told["control"] = True  # a command's answer goes out while paused, like the rest
         list(bridge.send_many([  # a generator: list() makes it append
             {"content": "yes" if yes else "no", "to": asker, "type": "response",
              "reply_to": asked, "metadata": {"confirmed": yes, "whatsapp_sender": chat},
              "idempotency_key": f"confirmation:{view.id}"},
             {"content": receipt, "to": self.agent.name, "type": "response",
-             "reply_to": view.id, "metadata": {"whatsapp_sender": chat,
-                                               "question": question.id},
-             "idempotency_key": f"answered:{view.id}"}]))
+             "reply_to": view.id, "priority": "high" if control else None,
+             "metadata": told, "idempotency_key": f"answered:{view.id}"}]))
         self._close_question(bridge, question.id, yes)
         self.log.info("question.answered", id=asked, asker=asker, confirmed=yes,
                       message=view.id)
         self.finish(bridge, view)
         return True
 
-    def _close_question(self, bridge: AnyBridge, question_id: str, yes: bool) -> None:
+    def _question_for(self, bridge: AnyBridge, view: MessageView) -> MessageView | None:
+        """The open question the owner's message answers, if any (see answer_question).
+        Questions whose task ended meanwhile (cancelled, failed) are closed on the way."""
+        meta = view.message.metadata
+        chat = meta.get("whatsapp_sender")
+        waiting = [q for q in self.questions
+                   if chat in (q.message.metadata.get("chats") or [chat])]
+        quoted = meta.get("quoted_id")
+        if isinstance(quoted, str) and quoted:
+            target = self.agent.outbox.find_sent(bridge, quoted)
+            waiting = [q for q in waiting if q.message.metadata.get("question") == target]
+        else:
+            wa_ts = meta.get("wa_ts")
+            said = float(wa_ts) if isinstance(wa_ts, int) and wa_ts > 0 \
+                else parse_ts(view.message.ts)
+            # Written before the question reached the phone: about something else.
+            waiting = [q for q in waiting if parse_ts(q.message.ts) <= said + CLOCK_SKEW]
+        for question in reversed(waiting):
+            task = question.message.metadata.get("task")
+            if isinstance(task, str) and task:
+                try:
+                    state = bridge.get(task).state
+                    ended = state.status if state.terminal else None
+                except NotFound:
+                    ended = "archived"
+                if ended is not None:
+                    self._close_question(bridge, question.id, None, why=f"its task is {ended}")
+                    continue
+            return question
+        return None
+
+    def _close_question(self, bridge: AnyBridge, question_id: str, yes: bool | None, *,
+                        why: str | None = None) -> None:
         self.questions = [q for q in self.questions if q.id != question_id]
         self.handled.add(question_id)
         try:
-            bridge.done(question_id, reason=f"answered {'yes' if yes else 'no'}",
+            bridge.done(question_id, reason=why or f"answered {'yes' if yes else 'no'}",
                         sender=self.agent.name)
         except (StateConflict, NotFound):
             pass  # expired or closed meanwhile: the asker decides what a late answer means
@@ -377,7 +422,8 @@ class Inbound:
         elif command.name in ("confirm", "cancel"):
             pending = self.confirm.pop(chat, None)
             if pending is None or pending[0] < time.monotonic():
-                if self.answer_question(bridge, view, command.name == "confirm"):
+                if self.answer_question(bridge, view, command.name == "confirm",
+                                        control=True):
                     return
                 answer(say("nothing_to_confirm", lang))
             elif command.name == "cancel":

@@ -143,6 +143,10 @@ class Journal:
             metadata["sender_name"] = note.sender_name[:100]
         if note.quoted is not None and note.quoted.text:
             metadata["quoted"] = note.quoted.text[:500]
+        if note.quoted is not None and note.quoted.stanza_id:
+            metadata["quoted_id"] = note.quoted.stanza_id  # which question a reply answers
+        if note.timestamp > 0:
+            metadata["wa_ts"] = note.timestamp  # when the owner wrote it (WhatsApp's clock)
         result = self._bridge().send(text, to=self.agent.name, type="request", metadata=metadata,
                                      idempotency_key=f"wa:{note.key}")
         self.log.info("message.received", id=result.id, chat=note.chat_id,

@@ -105,6 +105,8 @@ class Outbox:
         self.client = agent.client
         self.progress: dict[str, _Progress] = {}
         self.sent_as: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._recorded: tuple[float, set[str]] | None = None
+        """(since, ids) of this round's read of done records (recovery)."""
         self.paused_until = 0.0
         self.allowed = frozenset(self.settings.owners) | frozenset(self.settings.allow_groups)
 
@@ -143,7 +145,8 @@ class Outbox:
         author = m.metadata.get("on_behalf") or m.sender
         text = for_whatsapp(m.content)
         name = NAMES.get(author, str(author).capitalize())
-        if author != self.agent.name and text.strip() and not text.startswith(name):
+        if author != self.agent.name and text.strip() and \
+                not text.startswith((f"{name}:", f"{name} (")):
             # Formatted already: the header's *bold* is WhatsApp's, not Markdown's. A text
             # that opens with its author's name ("Kaylee: ⚠️ …") needs no header.
             text = f"*{name}*\n{text}"
@@ -178,6 +181,7 @@ class Outbox:
             return False
         end = now + ROUND_SECONDS
         did = False
+        self._recorded = None
         for view in views:
             if control_only and view.message.metadata.get("control") is not True:
                 continue
@@ -216,6 +220,9 @@ class Outbox:
             self.log.warning("message.not_sent", id=view.id, reason=str(exc))
             self.progress.pop(view.id, None)
             return True
+        if is_question(view, self.agent.name):
+            # Before the first part goes out: an answer can never arrive before the record.
+            self._keep_question(bridge, view, chats)
         plan = [(chat, i, part) for chat in chats for i, part in enumerate(parts)]
         if progress.uncertain and not self._recover(bridge, view, plan, progress):
             return False
@@ -249,8 +256,6 @@ class Outbox:
             self._remember(mid, view.id)
             self.agent.on_green_ok("send")
         ids = [progress.sent[k] for k in sorted(progress.sent)]
-        if is_question(view, self.agent.name):
-            self._keep_question(bridge, view, chats)
         try:
             bridge.done(view.id, reason=SENT_AS + ",".join(ids), sender=self.agent.name)
         except StateConflict as exc:
@@ -261,26 +266,30 @@ class Outbox:
                       sender=view.message.sender)
         return True
 
-    def _keep_question(self, bridge: AnyBridge, view: MessageView, chats: list[str]) -> None:
-        """Remember a delivered question in Kami's own inbox (a request to itself that
+    def _keep_question(self, bridge: AnyBridge, view: MessageView,
+                       chats: list[str]) -> str | None:
+        """Remember a question for the owner in Kami's own inbox (a request to itself that
         expires with the question), so that the owner's yes or no finds it, after a restart
-        too. Appended before the question is marked done: a crash in between only repeats
-        this append, which the idempotency key makes a no-op."""
+        too. Written once the question is claimed, before it is sent; the idempotency key
+        makes every later call return the same record. Its id, or None (nothing to ask)."""
         m = view.message
         expires = view.state.expires
         left = QUESTION_WINDOW if expires is None else expires - time.time()
         if left <= 0 or not chats:
-            return
+            return None
         recipe, params = m.metadata.get("recipe"), m.metadata.get("params")
         about = m.content[:60]
         if isinstance(recipe, str):
             about = " ".join([recipe, *(f"{k}={v}" for k, v in params.items())]) \
                 if isinstance(params, dict) else recipe
-        bridge.send(m.content[:300], to=self.agent.name, type="request",
-                    metadata={"kami": QUESTION, "question": view.id, "asker": m.sender,
-                              "about": about, "whatsapp_sender": chats[0], "chats": chats},
-                    expires_in=left, idempotency_key=f"question:{view.id}")
-        self.log.info("question.delivered", id=view.id, asker=m.sender)
+        kept = bridge.send(m.content[:300], to=self.agent.name, type="request",
+                           metadata={"kami": QUESTION, "question": view.id, "asker": m.sender,
+                                     "task": m.metadata.get("task"), "about": about,
+                                     "whatsapp_sender": chats[0], "chats": chats},
+                           expires_in=left, idempotency_key=f"question:{view.id}")
+        if not kept.duplicate:
+            self.log.info("question.kept", id=view.id, asker=m.sender, record=kept.id)
+        return kept.id
 
     def _wait(self, progress: _Progress, exc: GreenApiError) -> None:
         progress.failures += 1
@@ -310,7 +319,9 @@ class Outbox:
         # Oldest first; an id already matched to another item is not matched again: those
         # this process sent, and those other items' done records name (the same text, such
         # as "Passed to Claude Code", often goes to the same chat many times).
-        taken = set(self.sent_as) | self._recorded_as_sent(bridge, created - RECORD_MARGIN)
+        # Only ids in the journal can match: records older than its window do not matter.
+        since = max(created, time.time() - minutes * 60) - RECORD_MARGIN
+        taken = set(self.sent_as) | self._recorded_as_sent(bridge, since)
         found = 0
         for index, (chat, _, part) in enumerate(plan):
             if index in progress.sent:
@@ -330,7 +341,10 @@ class Outbox:
 
     def _recorded_as_sent(self, bridge: AnyBridge, since: float) -> set[str]:
         """Green API ids that Kami's done records since ``since`` say items were sent as
-        (read backwards from the end of the bridge, stopping at ``since``)."""
+        (read backwards from the end of the bridge, stopping at ``since``; one read per
+        delivery round serves every item recovered in it)."""
+        if self._recorded is not None and self._recorded[0] <= since:
+            return self._recorded[1]
         found: set[str] = set()
 
         def collect(rec: dict[str, Any]) -> bool:
@@ -350,6 +364,7 @@ class Outbox:
             bridge.tail(1, collect)
         except _Older:
             pass
+        self._recorded = (since, found)
         return found
 
     # -- failures ------------------------------------------------------------------------------
@@ -364,8 +379,23 @@ class Outbox:
         self.log.error("message.undeliverable", id=view.id, sender=view.message.sender,
                        reason=why)
         self.agent.record_error(f"{view.id} not delivered: {why}")
+        if is_question(view, self.agent.name):
+            self._forget_question(bridge, view)
         self.agent.report(f"Kami could not deliver {view.id} (from {view.message.sender}) to "
                           f"WhatsApp: {why}", ref=view.id, author=view.message.sender)
+
+    def _forget_question(self, bridge: AnyBridge, view: MessageView) -> None:
+        """A question that could not be delivered is not waiting for an answer."""
+        chats, problem = self.targets(view)
+        if problem is not None:
+            return  # refused before its claim: no record was made
+        kept = self._keep_question(bridge, view, chats)
+        if kept is None:
+            return
+        try:
+            bridge.cancel(kept, reason="the question was not delivered", sender=self.agent.name)
+        except (StateConflict, NotFound):
+            pass
 
     def find_sent(self, bridge: AnyBridge, wa_id: str) -> str | None:
         """The bridge message that was sent as ``wa_id``."""

@@ -26,17 +26,21 @@ def kami(tmp_path: Path, sim: GreenApiSimulator) -> Iterator[Kami]:
 
 
 @pytest.mark.parametrize(("text", "verdict"), [
-    ("yes", True), ("Yes!", True), ("ok", True), ("כן", True), ("confirm", True),
+    ("yes", True), ("Yes!", True), ("כן", True), ("confirm", True), ("approve", True),
     ("אישור", True), ("no", False), ("No.", False), ("לא", False), ("cancel", False),
     ("ביטול", False), ("yes please do it", None), ("maybe", None), ("status", None),
+    ("ok", None), ("y", None), ("n", None),  # too casual to approve or refuse anything
 ])
 def test_parse_answer(text: str, verdict: bool | None) -> None:
     assert parse_answer(text) is verdict
 
 
-def ask(bridge: Bridge, task: str = "kaylee-task-1", *, recipe: str = "wipe",
+def ask(bridge: Bridge, task: str | None = None, *, recipe: str = "wipe",
         expires_in: float = 600.0, chat: str = OWNER) -> str:
-    """What Kaylee sends when a recipe needs the owner's confirmation (docs/kaylee.md)."""
+    """What Kaylee sends when a recipe needs the owner's confirmation (docs/kaylee.md),
+    about a task requested by claude (made here unless given)."""
+    if task is None:
+        task = bridge.send(recipe, to="kaylee", sender="claude").id
     return bridge.send(f"🔐 Kaylee asks: may she run “{recipe}”? Answer yes or no.",
                        to="kami", type="request", sender="kaylee", expires_in=expires_in,
                        metadata={"kaylee": "confirm", "task": task, "recipe": recipe,
@@ -57,7 +61,7 @@ def test_yes_answers_the_question_for_the_asker(kami: Kami, sim: GreenApiSimulat
     question = ask(kami.bridge)
     kami.wait_text("may she run “wipe”")
     wait_for(lambda: kami.bridge.get(question).state.status == "done", what="delivered")
-    assert open_questions(kami.bridge)  # remembered before it was marked delivered
+    assert open_questions(kami.bridge)  # remembered (from its claim on, before it was sent)
     sim.send_text(OWNER, "yes")
     receipt = kami.wait_text("Told Kaylee: yes")
     assert "wipe" in receipt.message
@@ -92,10 +96,10 @@ def test_yes_without_a_question_is_an_ordinary_message(kami: Kami,
 
 
 def test_the_newest_question_is_answered_first(kami: Kami, sim: GreenApiSimulator) -> None:
-    first = ask(kami.bridge, "kaylee-task-1", recipe="deploy")
+    first = ask(kami.bridge, recipe="deploy")
     kami.wait_text("“deploy”")
     wait_for(lambda: len(open_questions(kami.bridge)) == 1, what="the first question")
-    second = ask(kami.bridge, "kaylee-task-2", recipe="wipe")
+    second = ask(kami.bridge, recipe="wipe")
     kami.wait_text("“wipe”")
     wait_for(lambda: len(open_questions(kami.bridge)) == 2, what="the second question")
     sim.send_text(OWNER, "no")
@@ -136,6 +140,15 @@ def test_an_expired_question_is_not_answered(kami: Kami, sim: GreenApiSimulator)
     assert replies_to(kami.bridge, question) == []
 
 
+def remember(bridge: Bridge, question: str, about: str) -> str:
+    """Kami's record of a delivered question, as the outbox writes it."""
+    return bridge.send(f"🔐 may she run “{about}”?", to="kami", type="request",
+                       expires_in=600, idempotency_key=f"question:{question}",
+                       metadata={"kami": "question", "question": question, "asker": "kaylee",
+                                 "task": bridge.get(question).message.metadata["task"],
+                                 "about": about, "whatsapp_sender": OWNER, "chats": [OWNER]}).id
+
+
 def test_a_crash_after_the_answer_closes_the_question_on_restart(
         tmp_path: Path, sim: GreenApiSimulator) -> None:
     """Kami died after appending the answer and the receipt, before closing the question
@@ -143,10 +156,7 @@ def test_a_crash_after_the_answer_closes_the_question_on_restart(
     with Bridge(tmp_path / "bridge", agent="kami") as b:
         question = ask(b)
         b.done(question, reason="sent as X1")
-        kept = b.send("🔐 may she run “wipe”?", to="kami", type="request", expires_in=600,
-                      metadata={"kami": "question", "question": question, "asker": "kaylee",
-                                "about": "wipe", "whatsapp_sender": OWNER, "chats": [OWNER]},
-                      idempotency_key=f"question:{question}").id
+        kept = remember(b, question, "wipe")
         said = b.send("yes", to="kami", type="request",
                       metadata={"kami": "inbound", "whatsapp_sender": OWNER, "wa_id": "X2",
                                 "lang": "en"}, idempotency_key=f"wa:{OWNER}_X2").id
@@ -157,15 +167,74 @@ def test_a_crash_after_the_answer_closes_the_question_on_restart(
             {"content": "✅ Told Kaylee: yes (wipe)", "to": "kami", "type": "response",
              "reply_to": said, "metadata": {"whatsapp_sender": OWNER, "question": kept},
              "idempotency_key": f"answered:{said}"}]))
+        # A newer question, delivered and remembered too: the finished answer must not be
+        # given to it, nor may it be closed.
+        newer = ask(b, recipe="deploy")
+        b.done(newer, reason="sent as X3")
+        remember(b, newer, "deploy")
     kami = start_kami(tmp_path / "bridge", sim)
     try:
         wait_for(lambda: kami.bridge.get(said).state.status == "done", what="the message")
         assert kami.bridge.get(kept).state.status == "done"
+        assert replies_to(kami.bridge, newer) == []
+        assert [v.message.metadata["question"] for v in open_questions(kami.bridge)] == [newer]
         kami.wait_text("Told Kaylee: yes")
         assert len(replies_to(kami.bridge, question)) == 1
         assert [t for t in kami.texts() if "Told Kaylee" in t] == ["✅ Told Kaylee: yes (wipe)"]
     finally:
         kami.stop()
+
+
+def test_a_reply_that_quotes_a_question_answers_that_one(kami: Kami,
+                                                        sim: GreenApiSimulator) -> None:
+    first = ask(kami.bridge, recipe="deploy")
+    kami.wait_text("“deploy”")
+    second = ask(kami.bridge, recipe="wipe")
+    kami.wait_text("“wipe”")
+    wait_for(lambda: len(open_questions(kami.bridge)) == 2, what="both questions")
+    [deploy] = [m for m in sim.sent if "“deploy”" in m.message]
+    sim.send_text(OWNER, "yes", kind="quoted", quoted_id=deploy.id_message,
+                  quoted_text=deploy.message)
+    kami.wait_text("Told Kaylee: yes (deploy")
+    assert [v.message.metadata["confirmed"] for v in replies_to(kami.bridge, first)] == [True]
+    assert replies_to(kami.bridge, second) == []
+
+
+def test_a_message_written_before_the_question_is_not_its_answer(
+        kami: Kami, sim: GreenApiSimulator) -> None:
+    """After an outage Green API hands over messages written long before; a "no" the owner
+    wrote about something else must not refuse a question they had not seen yet."""
+    question = ask(kami.bridge)
+    kami.wait_text("may she run")
+    wait_for(lambda: open_questions(kami.bridge), what="the question to be remembered")
+    sim.send_text(OWNER, "no", timestamp=int(time.time()) - 120)
+    [forwarded] = kami.wait_requests("claude", 1)
+    assert forwarded.message.content == "no"
+    assert replies_to(kami.bridge, question) == []
+    assert open_questions(kami.bridge)
+
+
+def test_confirm_is_answered_while_paused(kami: Kami, sim: GreenApiSimulator) -> None:
+    question = ask(kami.bridge)
+    kami.wait_text("may she run")
+    wait_for(lambda: open_questions(kami.bridge), what="the question to be remembered")
+    kami.bridge.pause("maintenance", by="owner")
+    sim.send_text(OWNER, "confirm")
+    kami.wait_text("Told Kaylee: yes")
+    assert kami.bridge.is_paused()
+    assert [v.message.metadata["confirmed"] for v in replies_to(kami.bridge, question)] == [True]
+
+
+def test_a_question_whose_task_ended_is_not_answered(kami: Kami, sim: GreenApiSimulator) -> None:
+    task = kami.bridge.send("wipe", to="kaylee").id
+    question = ask(kami.bridge, task)
+    kami.wait_text("may she run")
+    wait_for(lambda: open_questions(kami.bridge), what="the question to be remembered")
+    kami.bridge.cancel(task, reason="changed my mind")
+    sim.send_text(OWNER, "confirm")
+    kami.wait_text("Nothing is waiting for confirmation")
+    assert replies_to(kami.bridge, question) == []
+    assert open_questions(kami.bridge) == []
 
 
 MARKER_RECIPE = """
