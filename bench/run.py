@@ -482,6 +482,14 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def idle_usage(pid: int, window: float) -> tuple[float, float]:
+    """(CPU % over ``window`` seconds, RSS in MB at its end) of an idle process."""
+    c0, t0 = proc_cpu_seconds(pid), time.monotonic()
+    time.sleep(window)
+    cpu = (proc_cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
+    return cpu, rss_kib(pid) / 1024
+
+
 def bench_runtime(quick: bool) -> None:
     d = fresh("runtime")
     bridge = Bridge(d / "bridge", agent="kami")
@@ -534,10 +542,7 @@ def bench_runtime(quick: bool) -> None:
         # Idle: nothing to do; CPU over a window, RSS at the end.
         time.sleep(3)
         window = 10.0 if quick else 30.0
-        c0, t0 = proc_cpu_seconds(agent.pid), time.monotonic()
-        time.sleep(window)
-        cpu = (proc_cpu_seconds(agent.pid) - c0) / (time.monotonic() - t0) * 100
-        rss = rss_kib(agent.pid) / 1024
+        cpu, rss = idle_usage(agent.pid, window)
         ROWS.append(Row("idle agent (echo agent on the runtime)",
                         f"CPU {cpu:.2f}% over {window:.0f} s, RSS {rss:.1f} MB", "", "",
                         "≤ 1% CPU, ≤ 60 MB", cpu <= 1.0 and rss <= 60))
@@ -1080,10 +1085,7 @@ def bench_kaylee(quick: bool) -> None:
     try:
         time.sleep(5)
         window = 10.0 if quick else 60.0
-        c0, t0 = proc_cpu_seconds(proc.pid), time.monotonic()
-        time.sleep(window)
-        cpu = (proc_cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0) * 100
-        rss = rss_kib(proc.pid) / 1024
+        cpu, rss = idle_usage(proc.pid, window)
         ROWS.append(Row("Kaylee idle (60 jobs scheduled, nothing due)",
                         f"CPU {cpu:.2f}% over {window:.0f} s, RSS {rss:.1f} MB", "", "",
                         "≤ 1% CPU (runtime target ≤ 60 MB)", cpu <= 1.0 and rss <= 60))
