@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from demo_common import DEMO_ROOT, ScriptedClaude, console, say
+from demo_common import DEMO_ROOT, ScriptedClaude, console, say, wait
 from demo_kami import kami_tour
 
 from bridge import Bridge
@@ -66,17 +66,13 @@ def bridge_tour() -> None:
     run("send", "How long did the last deploy take?", "--from", "kami", "--to", "claude")
     if not claude.answered.wait(10):
         raise SystemExit("the scripted Claude did not answer")
-    deadline = time.monotonic() + 10
-    while len(Bridge(DEMO_DIR, agent="kami").inbox("kami")) < 2:
-        if time.monotonic() > deadline:
-            raise SystemExit("answers did not arrive")
-        time.sleep(0.02)
+    kami = Bridge(DEMO_DIR, agent="kami")
+    wait("the answers", lambda: len(kami.inbox("kami")) >= 2, timeout=10)
     run("tail", "-n", "6")
 
     say("Kami's inbox: the answers, addressed back to the WhatsApp chat")
     run("inbox", "--for", "kami")
-    answers = Bridge(DEMO_DIR, agent="kami").inbox("kami")
-    for view in answers:
+    for view in kami.inbox("kami"):
         run("done", view.id, "--from", "kami")
 
     say("The owner pauses every agent: requests wait, nothing is lost")
@@ -88,12 +84,9 @@ def bridge_tour() -> None:
     say("Resume: Claude picks the waiting request up at once")
     run("resume", "--by", "owner")
     run("send", "ping", "--from", "kami", "--to", "claude", "--type", "notification")
-    deadline = time.monotonic() + 10
-    with Bridge(DEMO_DIR, agent="kami") as kami:
-        while kami.get(waiting).status() != "done":
-            if time.monotonic() > deadline:
-                raise SystemExit("the waiting request was not answered after resume")
-            time.sleep(0.02)
+    wait("the answer after resume", lambda: kami.get(waiting).status() == "done",
+         timeout=10)
+    kami.close()
     run("show", waiting)
 
     say("Everything is plain JSONL: doctor checks it, jq reads it")

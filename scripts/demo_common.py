@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 
@@ -16,6 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_ROOT = Path(os.environ.get("KAMI_BRIDGE_DEMO_DIR") or ROOT / ".demo")
 """Where the demo keeps its bridges, configs and logs (tests point it elsewhere)."""
 console = Console(highlight=False)
+T = TypeVar("T")
+
+
+def wait(what: str, predicate: Callable[[], T | None], timeout: float = 30) -> T:
+    """Poll ``predicate`` until it is truthy; stop the demo with one line after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: {what} did not happen within {timeout:g}s")
+        time.sleep(0.01)
 
 
 def say(text: str) -> None:

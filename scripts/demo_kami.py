@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo_common import DEMO_ROOT, ROOT, ScriptedClaude, console, say
+from demo_common import DEMO_ROOT, ROOT, ScriptedClaude, console, say, wait
 
 from bridge import Bridge
 from bridge.testing.greenapi import GreenApiSimulator
@@ -105,14 +105,10 @@ class Timeline:
 
 def wait_for_text(sim: GreenApiSimulator, needle: str, timeout: float = 15.0) -> float:
     """Wait until Kami sent a message containing ``needle``; when it was sent."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for sent in list(sim.sent):
-            if needle in sent.message:
-                return sent.at
-        time.sleep(0.005)
-    raise SystemExit(f"demo: Kami did not send {needle!r} within {timeout:g}s "
-                     f"(see {DIRECTORY / 'kami.log'})")
+    sent = wait(f"Kami sending {needle!r} (see {DIRECTORY / 'kami.log'})",
+                lambda: next((m for m in list(sim.sent) if needle in m.message), None),
+                timeout)
+    return sent.at
 
 
 def start_kami(sim: GreenApiSimulator, api: FakeMessagesAPI | None, *,
@@ -138,12 +134,14 @@ def start_kami(sim: GreenApiSimulator, api: FakeMessagesAPI | None, *,
     proc = subprocess.Popen([sys.executable, "-m", "kami", "run", "--config", str(config)],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     log.close()
-    deadline = time.monotonic() + 20
-    while b'"event":"kami.ready"' not in log_path.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"demo: Kami did not start (see {log_path})")
-        time.sleep(0.02)
+    try:
+        wait(f"Kami's start (see {log_path})", lambda: proc.poll() is not None
+             or b'"event":"kami.ready"' in log_path.read_bytes(), timeout=20)
+    except SystemExit:
+        proc.kill()
+        raise
+    if proc.poll() is not None:
+        raise SystemExit(f"demo: Kami exited at start (see {log_path})")
     return proc
 
 

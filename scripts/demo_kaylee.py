@@ -17,11 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from demo_common import wait
 from demo_kami import start_kami
 from rich.console import Console
 
@@ -32,17 +31,6 @@ from bridge.testing.health import FakeHealth
 ROOT = Path(__file__).resolve().parent.parent
 OWNER = "972501234567@c.us"
 console = Console(highlight=False)
-
-
-def wait(what: str, predicate: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"demo: {what} did not happen within {timeout:g}s")
-        time.sleep(0.05)
 
 
 def finished(b: Bridge, mid: str) -> Callable[[], bool]:
