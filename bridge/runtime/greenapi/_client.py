@@ -437,18 +437,6 @@ class GreenApiClient:
         doc = self.call("GET", "getSettings")
         return doc if isinstance(doc, dict) else {}
 
-    def set_settings(self, settings: Mapping[str, Any]) -> bool:
-        """Change settings (the instance restarts, up to 5 minutes: change only what differs)."""
-        if not settings:
-            raise InvalidInput("setSettings needs at least one setting")
-        doc = self.call("POST", "setSettings", json=dict(settings))
-        return bool(doc.get("saveSettings")) if isinstance(doc, dict) else False
-
-    def read_chat(self, chat_id: str, id_message: str | None = None) -> bool:
-        body = {"chatId": chat_id, **({"idMessage": id_message} if id_message else {})}
-        doc = self.call("POST", "readChat", json=body)
-        return bool(doc.get("setRead")) if isinstance(doc, dict) else False
-
     def last_outgoing_messages(self, minutes: int = 60) -> list[OutgoingRecord]:
         """The messages the instance sent in the last ``minutes`` (newest first)."""
         doc = self.call("GET", "lastOutgoingMessages", params={"minutes": max(1, int(minutes))})
