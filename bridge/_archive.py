@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import BridgeIOError
-from ._fs import Perms, fsync_dir
+from ._fs import Perms, fsync_dir, write_all
 from ._time import parse_ts
 
 __all__ = [
@@ -173,12 +173,12 @@ class ArchiveAppender:
         """Append ``data`` (complete lines) to the archive."""
         if self._deflater is not None:
             data = self._deflater.compress(data)
-        _write_all(self._fd, data)
+        write_all(self._fd, data)
 
     def finish(self, durable: bool = True) -> int:
         """End the gzip member (if any), fsync, close; the archive's new size."""
         if self._deflater is not None:
-            _write_all(self._fd, self._deflater.flush())
+            write_all(self._fd, self._deflater.flush())
             self._deflater = None
         size = os.lseek(self._fd, 0, os.SEEK_END)
         if durable:
@@ -195,9 +195,3 @@ class ArchiveAppender:
             os.close(self._fd)
             self._fd = -1
 
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]

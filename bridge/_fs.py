@@ -18,6 +18,7 @@ __all__ = [
     "filesystem_type",
     "fsync_dir",
     "open_private",
+    "write_all",
 ]
 
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -100,6 +101,14 @@ def open_private(path: Path, flags: int, perms: Perms) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to ``fd`` (a file being built, where a short write just
+    continues; the bridge's own append is one write and is never split)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def fsync_dir(path: Path) -> None:

@@ -41,7 +41,7 @@ import orjson
 
 from ._archive import ArchiveAppender, archive_path
 from ._errors import BridgeError, BridgeIOError, BridgeUnavailable, InvalidInput
-from ._fs import Perms, atomic_write, fsync_dir, open_private
+from ._fs import Perms, atomic_write, fsync_dir, open_private, write_all
 from ._ids import new_id
 from ._lock import lock_holders
 from ._records import PROTOCOL_VERSION, encode
@@ -432,8 +432,8 @@ def _execute(bridge: Bridge, fd: int, st: os.stat_result, plan: Plan, result: Ro
             os.fchown(tmp_fd, *owner)
         header = encode({"v": PROTOCOL_VERSION, "t": "epoch", "id": new_epoch, "ts": now_ts(),
                          "from": bridge.agent, "epoch": new_epoch, "prev": result.old_epoch})
-        _write_all(tmp_fd, header)
-        sinks = {KEEP: Sink(lambda data: _write_all(tmp_fd, data), len(header), tmp_fd)}
+        write_all(tmp_fd, header)
+        sinks = {KEEP: Sink(lambda data: write_all(tmp_fd, data), len(header), tmp_fd)}
         for month, app in appenders.items():
             sinks[month] = Sink(app.write, 0, app.plain_fd)
         total = plan.kept_bytes + plan.moved_bytes
@@ -502,11 +502,6 @@ def _execute(bridge: Bridge, fd: int, st: os.stat_result, plan: Plan, result: Ro
         _prune_maps(bridge)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
 
 def _copy_range(src: int, dst: int, start: int, end: int) -> None:
     pos = start
@@ -514,7 +509,7 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
         data = os.pread(src, min(end - pos, 4 << 20), pos)
         if not data:
             raise OSError(errno.EIO, f"the live file ended at {pos} while rotating")
-        _write_all(dst, data)
+        write_all(dst, data)
         pos += len(data)
 
 
