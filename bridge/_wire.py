@@ -38,7 +38,6 @@ __all__ = [
     "PROTOCOL_NAME",
     "PUSH_BYTES",
     "VERSIONS",
-    "WIRE_VERSION",
     "LineSplitter",
     "error_from_wire",
     "error_to_wire",
@@ -48,8 +47,6 @@ __all__ = [
 PROTOCOL_NAME: Final = "kami-bridge"
 """Named in the banner, so a client can tell the server from other output on the channel."""
 
-WIRE_VERSION: Final = 1
-"""The version of the line protocol this side prefers (independent of the record ``v``)."""
 
 VERSIONS: Final = (1,)
 """Every version this side can speak."""
