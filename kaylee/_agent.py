@@ -26,6 +26,7 @@ A request's life (the bridge's statuses in brackets)::
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 import time
@@ -81,6 +82,12 @@ class Task:
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     cancelled: str | None = None
+
+
+def _digest(text: str) -> str:
+    """The same short digest in every process (``hash()`` of a str is salted per process,
+    so a key built from it would change, and the owner be told again, on every restart)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 class Kaylee(Agent):
@@ -152,7 +159,7 @@ class Kaylee(Agent):
         self._set_up = True
         for job, reason in self.scheduler.disabled.items():
             self._queue_note("job-disabled", f"Kaylee: the job {job!r} is disabled and will not "
-                             f"run: {reason}", key=f"job-disabled:{job}:{abs(hash(reason))}")
+                             f"run: {reason}", key=f"job-disabled:{job}:{_digest(reason)}")
         self._prune_output()
         self.log.info("kaylee.ready", recipes=sorted(self.recipes),
                       jobs=[j.name for j in self.scheduler.jobs],
