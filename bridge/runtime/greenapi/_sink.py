@@ -109,9 +109,10 @@ class GreenApiSink:
         """Send ``text`` (formatted, split if long) to every chat; return the message ids."""
         ids: list[str] = []
         failures: list[str] = []
+        parts = split_message(for_whatsapp(text))
         for chat in self.chat_ids:
             try:
-                for part in split_message(for_whatsapp(text)):
+                for part in parts:
                     ids.append(self.client.send_message(chat, part, link_preview=False))
             except GreenApiError as exc:
                 failures.append(f"{chat}: {exc}")
