@@ -217,7 +217,8 @@ class Agent:
                 "lastError": self._last_error,
             }
         if self.monitor is not None:
-            body["peers"] = {name: r.state for name, r in self.monitor.last.items()}
+            # list(): one C-level copy, as the peers thread may add a peer meanwhile.
+            body["peers"] = {name: r.state for name, r in list(self.monitor.last.items())}
         body.update(self.health_fields())
         return body
 
