@@ -9,6 +9,13 @@ envelope (``{"type": "error", "error": {"type": ..., "message": ...}}``) and
 status (400, 401, 429, 500, 529). The real ``anthropic`` SDK is pointed at it
 with ``base_url``.
 
+The real Claude Code CLI is pointed at it too (``ANTHROPIC_BASE_URL``): it posts
+to ``/v1/messages?beta=true``, always with ``"stream": true`` — answered here as
+the service's server-sent events (``message_start``, ``content_block_*`` with
+``text_delta``/``input_json_delta``, ``message_delta``, ``message_stop``) — and
+puts hook output and MCP instructions in a mid-conversation
+``{"role": "system"}`` message, which the alternation rule skips.
+
 What it answers is up to a *responder*: a function from the request body to a
 reply built with :func:`text` or :func:`tool_use`. Faults are queued with
 :meth:`FakeMessagesAPI.fail` and :meth:`FakeMessagesAPI.delay`.
@@ -28,7 +35,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["FakeMessagesAPI", "Reply", "echo", "text", "tool_use"]
+__all__ = ["FakeMessagesAPI", "Reply", "echo", "request_text", "text", "tool_results", "tool_use"]
 
 _ids = itertools.count(1)
 
@@ -67,6 +74,40 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def request_text(body: dict[str, Any]) -> str:
+    """Every text a request carries (system, messages, tool results), joined by newlines.
+
+    For tests asking "did the model see X?", wherever the client put it.
+    """
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for key in ("text", "content"):
+                if key in value:
+                    walk(value[key])
+
+    walk(body.get("system"))
+    walk(body.get("messages"))
+    return "\n".join(parts)
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``tool_result`` blocks of a request's last user message."""
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if not isinstance(content, list):
+                return []
+            return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+    return []
+
+
 def echo(body: dict[str, Any]) -> Reply:
     """The default responder: repeats the last user text."""
     return text(f"You said: {_last_user_text(body)}")
@@ -74,6 +115,38 @@ def echo(body: dict[str, Any]) -> Reply:
 
 def _tokens(value: Any) -> int:
     return max(1, math.ceil(len(orjson.dumps(value)) / 4))
+
+
+def _event(kind: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def _events(message: dict[str, Any]) -> bytes:
+    """A finished message as the stream of server-sent events the service sends."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None,
+             "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1}}
+    out = [_event("message_start", {"type": "message_start", "message": start}),
+           _event("ping", {"type": "ping"})]
+    for index, block in enumerate(message["content"]):
+        if block["type"] == "tool_use":
+            first = {**block, "input": {}}
+            delta = {"type": "input_json_delta",
+                     "partial_json": orjson.dumps(block["input"]).decode()}
+        else:
+            first = {"type": "text", "text": ""}
+            delta = {"type": "text_delta", "text": block.get("text", "")}
+        out += [_event("content_block_start", {"type": "content_block_start", "index": index,
+                                               "content_block": first}),
+                _event("content_block_delta", {"type": "content_block_delta", "index": index,
+                                               "delta": delta}),
+                _event("content_block_stop", {"type": "content_block_stop", "index": index})]
+    out += [_event("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": message["stop_reason"],
+                                               "stop_sequence": None},
+                                     "usage": {"output_tokens": usage["output_tokens"]}}),
+            _event("message_stop", {"type": "message_stop"})]
+    return b"".join(out)
 
 
 @dataclass
@@ -94,6 +167,7 @@ class FakeMessagesAPI:
     _delays: list[float] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
@@ -128,21 +202,32 @@ class FakeMessagesAPI:
         if not isinstance(messages, list) or not messages:
             return _Fault(400, "invalid_request_error", "messages: at least one message is "
                                                         "required")
+        if not all(isinstance(m, dict) for m in messages):
+            return _Fault(400, "invalid_request_error", "messages: each must be an object")
         if messages[0].get("role") != "user":
             return _Fault(400, "invalid_request_error", "messages: first message must use "
                                                         "the \"user\" role")
-        for a, b in itertools.pairwise(messages):
+        for i, m in enumerate(messages):
+            if m.get("role") not in ("user", "assistant", "system"):
+                return _Fault(400, "invalid_request_error",
+                              f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        # The mid-conversation system messages (a beta Claude Code uses) stand
+        # outside the user/assistant alternation.
+        turns = [m for m in messages if m.get("role") != "system"]
+        for a, b in itertools.pairwise(turns):
             if a.get("role") == b.get("role"):
                 return _Fault(400, "invalid_request_error", "messages: roles must alternate "
                                                             "between \"user\" and \"assistant\"")
         return None
 
-    def _answer(self, headers: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
+    def _answer(self, headers: Any, raw: bytes, path: str = "/v1/messages"
+                ) -> tuple[int, dict[str, Any]]:
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = None
-        self.requests.append({"headers": dict(headers), "body": body})
+        with self._lock:
+            self.requests.append({"headers": dict(headers), "body": body, "path": path})
         fault = self._validate(headers, body)
         if fault is None and self._faults:
             fault = self._faults.pop(0)
@@ -163,6 +248,8 @@ class FakeMessagesAPI:
             "stop_sequence": None,
             "usage": {"input_tokens": _tokens(body.get("messages")) + _tokens(body.get("system")),
                       "output_tokens": _tokens(output)},
+            # Not part of the answer: tells the handler to send it as events.
+            "_stream": body.get("stream") is True,
         }
 
     def start(self) -> FakeMessagesAPI:
@@ -182,10 +269,12 @@ class FakeMessagesAPI:
                     status, doc = 404, {"type": "error", "error": {
                         "type": "not_found_error", "message": f"no route {self.path}"}}
                 else:
-                    status, doc = outer._answer(self.headers, raw)
-                data = orjson.dumps(doc)
+                    status, doc = outer._answer(self.headers, raw, self.path)
+                stream = status == 200 and doc.pop("_stream", False)
+                data = _events(doc) if stream else orjson.dumps(doc)
                 self.send_response(HTTPStatus(status))
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type",
+                                 "text/event-stream" if stream else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("request-id", f"req_{next(_ids):024d}")
                 if status == 429:
