@@ -15,8 +15,10 @@ $(STAMP):
 deps: $(STAMP)
 
 # System tools the tests use (jq, openssh-server, systemd-analyze); installed when missing.
+# The real Claude Code CLI (pinned, into .tools/) for the Claude Code tests and the demo.
 sysdeps:
 	scripts/install-system-deps.sh
+	scripts/install-claude-code.sh
 
 lint: deps
 	$(BIN)/ruff check .
@@ -28,10 +30,11 @@ test: deps sysdeps lint typecheck
 	$(BIN)/pytest
 
 demo: deps
+	-scripts/install-claude-code.sh
 	$(BIN)/python scripts/demo.py
 
 bench: deps
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .bench .demo
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache .bench .demo
