@@ -754,9 +754,10 @@ def main(argv: list[str] | None = None) -> int:
 # The other command groups add themselves to `app` when imported; they use the
 # helpers above, so they come last.
 import cli_archive  # noqa: E402
+import cli_claude  # noqa: E402
 import cli_ops  # noqa: E402
 
-_ = (cli_archive, cli_ops)
+_ = (cli_archive, cli_claude, cli_ops)
 
 if __name__ == "__main__":
     sys.exit(main())

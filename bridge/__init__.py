@@ -10,59 +10,194 @@ bridge explicitly, here or on another host::
         mid = b.send("deploy the site", to="kaylee").id
 """
 
-from ._bridge import (
-    DEFAULT_MAX_RECORD_BYTES,
-    LOG_NAME,
-    Bridge,
-    BridgeStatus,
-    History,
-    MessageView,
-    SendResult,
-    default_directory,
-    parse_meta,
-)
-from ._doctor import DoctorReport, Finding, run_doctor
-from ._errors import (
-    AuthenticationFailed,
-    BridgeError,
-    BridgeIOError,
-    BridgeUnavailable,
-    ConfigError,
-    ConnectionLost,
-    DurabilityError,
-    HostKeyChanged,
-    HostKeyError,
-    HostUnreachable,
-    InvalidInput,
-    LockTimeout,
-    NotFound,
-    ProtocolError,
-    ProtocolMismatch,
-    RecordTooLarge,
-    RemoteError,
-    RemoteUnsupported,
-    StateConflict,
-    UnknownHostKey,
-    UnsupportedFilesystem,
-)
-from ._fold import Fold, FoldIssue, MessageState
-from ._follow import Follower
-from ._ids import new_id
-from ._pause import PauseInfo
-from ._records import PROTOCOL_VERSION, BadLine, Entry, Message
-from ._remote import PingResult, RemoteBridge, ping
-from ._remote_follow import RemoteFollower
-from ._rotate import DEFAULT_OLDER_THAN, RotationResult, repair_rotation, rotate
-from ._search import Hit, search
-from ._sftp import SftpBridge
-from ._stats import compute_stats
-from ._time import parse_duration, parse_ts
-from ._url import BridgeURL, connect, parse_url
+# Importing the package does nothing: each name is imported from its module on first
+# use (PEP 562), so `import bridge` (and every `bridge.x` submodule, whose import runs
+# this file first) costs no more than the module it asks for. A Claude Code hook runs on
+# every prompt and pays for each module it loads.
 
-AnyBridge = Bridge | RemoteBridge
-"""What :func:`connect` returns: a local or a remote bridge, with the same API."""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from ._bridge import (
+        DEFAULT_MAX_RECORD_BYTES,
+        LOG_NAME,
+        Bridge,
+        BridgeStatus,
+        History,
+        MessageView,
+        SendResult,
+        default_directory,
+        parse_meta,
+    )
+    from ._doctor import (
+        DoctorReport,
+        Finding,
+        run_doctor,
+    )
+    from ._errors import (
+        AuthenticationFailed,
+        BridgeError,
+        BridgeIOError,
+        BridgeUnavailable,
+        ConfigError,
+        ConnectionLost,
+        DurabilityError,
+        HostKeyChanged,
+        HostKeyError,
+        HostUnreachable,
+        InvalidInput,
+        LockTimeout,
+        NotFound,
+        ProtocolError,
+        ProtocolMismatch,
+        RecordTooLarge,
+        RemoteError,
+        RemoteUnsupported,
+        StateConflict,
+        UnknownHostKey,
+        UnsupportedFilesystem,
+    )
+    from ._fold import (
+        Fold,
+        FoldIssue,
+        MessageState,
+    )
+    from ._follow import (
+        Follower,
+    )
+    from ._ids import (
+        new_id,
+    )
+    from ._pause import (
+        PauseInfo,
+    )
+    from ._records import (
+        PROTOCOL_VERSION,
+        BadLine,
+        Entry,
+        Message,
+    )
+    from ._remote import (
+        PingResult,
+        RemoteBridge,
+        ping,
+    )
+    from ._remote_follow import (
+        RemoteFollower,
+    )
+    from ._rotate import (
+        DEFAULT_OLDER_THAN,
+        RotationResult,
+        repair_rotation,
+        rotate,
+    )
+    from ._search import (
+        Hit,
+        search,
+    )
+    from ._sftp import (
+        SftpBridge,
+    )
+    from ._stats import (
+        compute_stats,
+    )
+    from ._time import (
+        parse_duration,
+        parse_ts,
+    )
+    from ._url import (
+        BridgeURL,
+        connect,
+        parse_url,
+    )
+
+    AnyBridge: TypeAlias = Bridge | RemoteBridge
+    """What :func:`connect` returns: a local or a remote bridge, with the same API."""
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "DEFAULT_MAX_RECORD_BYTES": "._bridge",
+    "LOG_NAME": "._bridge",
+    "Bridge": "._bridge",
+    "BridgeStatus": "._bridge",
+    "History": "._bridge",
+    "MessageView": "._bridge",
+    "SendResult": "._bridge",
+    "default_directory": "._bridge",
+    "parse_meta": "._bridge",
+    "DoctorReport": "._doctor",
+    "Finding": "._doctor",
+    "run_doctor": "._doctor",
+    "AuthenticationFailed": "._errors",
+    "BridgeError": "._errors",
+    "BridgeIOError": "._errors",
+    "BridgeUnavailable": "._errors",
+    "ConfigError": "._errors",
+    "ConnectionLost": "._errors",
+    "DurabilityError": "._errors",
+    "HostKeyChanged": "._errors",
+    "HostKeyError": "._errors",
+    "HostUnreachable": "._errors",
+    "InvalidInput": "._errors",
+    "LockTimeout": "._errors",
+    "NotFound": "._errors",
+    "ProtocolError": "._errors",
+    "ProtocolMismatch": "._errors",
+    "RecordTooLarge": "._errors",
+    "RemoteError": "._errors",
+    "RemoteUnsupported": "._errors",
+    "StateConflict": "._errors",
+    "UnknownHostKey": "._errors",
+    "UnsupportedFilesystem": "._errors",
+    "Fold": "._fold",
+    "FoldIssue": "._fold",
+    "MessageState": "._fold",
+    "Follower": "._follow",
+    "new_id": "._ids",
+    "PauseInfo": "._pause",
+    "PROTOCOL_VERSION": "._records",
+    "BadLine": "._records",
+    "Entry": "._records",
+    "Message": "._records",
+    "PingResult": "._remote",
+    "RemoteBridge": "._remote",
+    "ping": "._remote",
+    "RemoteFollower": "._remote_follow",
+    "DEFAULT_OLDER_THAN": "._rotate",
+    "RotationResult": "._rotate",
+    "repair_rotation": "._rotate",
+    "rotate": "._rotate",
+    "Hit": "._search",
+    "search": "._search",
+    "SftpBridge": "._sftp",
+    "compute_stats": "._stats",
+    "parse_duration": "._time",
+    "parse_ts": "._time",
+    "BridgeURL": "._url",
+    "connect": "._url",
+    "parse_url": "._url",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AnyBridge":
+        value: Any = __getattr__("Bridge") | __getattr__("RemoteBridge")
+    else:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'bridge' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, "AnyBridge"})
+
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",

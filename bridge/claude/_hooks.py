@@ -1,0 +1,221 @@
+"""``bridge hook session-start|prompt|stop``: the bridge, as Claude Code's hooks see it.
+
+Each hook reads the event's JSON on stdin and prints what Claude Code expects:
+
+- ``session-start`` (SessionStart): a digest of the messages waiting for the
+  agent, as ``hookSpecificOutput.additionalContext``; nothing when none wait;
+- ``prompt`` (UserPromptSubmit): the same, for messages this session was not
+  yet told about (a per-session record of announced ids, so each is announced
+  once);
+- ``stop`` (Stop): ``{"decision": "block", "reason": …}`` once per message when
+  the session claimed a request and has not answered it, or a high-priority
+  request arrived that it was not told about; nothing when the input says
+  ``stop_hook_active`` (Claude Code is already continuing because of a Stop
+  hook: blocking again would only loop, and every forced turn is a full model
+  request).
+
+A hook must never break the user's session: bad or missing stdin, an
+unreachable or paused bridge, any error — it exits 0 with at most one line on
+stderr (Claude Code shows a hook's stderr only in its debug view). Each runs on
+every prompt, so this module imports only what a local bridge needs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from .._errors import BridgeError
+from ._digest import digest, provenance, wanted
+from ._identity import session_identity
+from ._session_state import SessionState
+
+if TYPE_CHECKING:
+    from .. import AnyBridge
+    from .._bridge import MessageView
+
+__all__ = ["EVENTS", "run_hook"]
+
+EVENTS = {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop"}
+
+LOCAL_LOCK_TIMEOUT = 2.0
+"""A hook only reads; it never waits long for anything."""
+
+
+def _read_input(stdin: IO[bytes]) -> dict[str, Any] | None:
+    try:
+        data = stdin.read(1 << 20)
+        doc = orjson.loads(data) if data.strip() else None
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _open(url: str | None, agent: str) -> AnyBridge:
+    from .._url import connect
+
+    return connect(url, agent=agent, create=False, lock_timeout=LOCAL_LOCK_TIMEOUT)
+
+
+def _where(b: AnyBridge, url: str | None) -> str:
+    if url:
+        return url
+    directory = getattr(b, "directory", None)
+    return str(directory) if directory is not None else "the bridge"
+
+
+def _context(event: str, text: str) -> bytes:
+    return orjson.dumps({"hookSpecificOutput": {"hookEventName": event,
+                                                "additionalContext": text}},
+                        option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _open_for(b: AnyBridge, agent: str, identity: str, now: float) -> list[MessageView]:
+    return [v for v in b.inbox(agent) if wanted(v, identity, now)]
+
+
+def _session_start(b: AnyBridge, doc: dict[str, Any], agent: str, url: str | None
+                   ) -> bytes | None:
+    session = doc.get("session_id") if isinstance(doc.get("session_id"), str) else None
+    identity = session_identity(agent, session)
+    state = SessionState.load(session)
+    state.prune()
+    paused = b.paused()
+    now = time.time()
+    views = _open_for(b, agent, identity, now)
+    lines: list[str] = []
+    if paused is not None:
+        reason = f": {paused.reason}" if paused.reason else ""
+        lines.append(f"kami-bridge is paused{reason} (no agent takes new work until "
+                     "`bridge resume`).")
+    if views:
+        lines.append(digest(views, agent=agent, identity=identity, where=_where(b, url),
+                            now=now))
+        known = set(state.announced)
+        state.announced.extend(v.id for v in views if v.id not in known)
+        state.save()
+    return _context("SessionStart", "\n".join(lines)) if lines else None
+
+
+def _prompt(b: AnyBridge, doc: dict[str, Any], agent: str, url: str | None) -> bytes | None:
+    session = doc.get("session_id") if isinstance(doc.get("session_id"), str) else None
+    identity = session_identity(agent, session)
+    state = SessionState.load(session)
+    known = set(state.announced)
+    now = time.time()
+    new = [v for v in _open_for(b, agent, identity, now) if v.id not in known]
+    if not new:
+        return None
+    state.announced.extend(v.id for v in new)
+    state.save()
+    return _context("UserPromptSubmit", digest(new, agent=agent, identity=identity,
+                                               where=_where(b, url), heading="new", now=now))
+
+
+def _stop(b: AnyBridge, doc: dict[str, Any], agent: str) -> bytes | None:
+    if doc.get("stop_hook_active") is True:
+        return None
+    session = doc.get("session_id") if isinstance(doc.get("session_id"), str) else None
+    if session is None:
+        return None  # without a session there is no claim of "this session" to check
+    identity = session_identity(agent, session)
+    state = SessionState.load(session)
+    nagged = set(state.nagged)
+    announced = set(state.announced)
+    now = time.time()
+    views = _open_for(b, agent, identity, now)
+    mine = [v for v in views if v.state.status == "claimed" and v.id not in nagged]
+    urgent = [v for v in views if v.state.status != "claimed" and v.state.priority == "high"
+              and v.message.type == "request" and v.id not in announced
+              and v.id not in nagged]
+    if not mine and not urgent:
+        return None
+    parts: list[str] = []
+    if mine:
+        parts.append("You claimed " + "; ".join(f"{v.id} (from {provenance(v)})" for v in mine)
+                     + " on kami-bridge and have not answered: answer with "
+                     "mcp__bridge__reply, or hand it back with mcp__bridge__release.")
+    if urgent:
+        parts.append("A high-priority request arrived on kami-bridge: "
+                     + "; ".join(f"{v.id} (from {provenance(v)})" for v in urgent)
+                     + ". Read it with mcp__bridge__show; claim it if you take it.")
+    state.nagged.extend(v.id for v in mine + urgent)
+    state.announced.extend(v.id for v in urgent)
+    state.save()
+    return orjson.dumps({"decision": "block", "reason": " ".join(parts)},
+                        option=orjson.OPT_APPEND_NEWLINE)
+
+
+def run_hook(event: str, argv: Sequence[str] = (), *, stdin: IO[bytes] | None = None,
+             stdout: IO[bytes] | None = None, stderr: IO[str] | None = None) -> int:
+    """Run one hook; always returns 0 (a hook must not fail the user's session).
+
+    ``argv`` may give ``--url URL`` (default ``$BRIDGE_URL``, else ``$BRIDGE_DIR``,
+    else ``~/.claude/kami-bridge``) and ``--agent NAME`` (default ``claude``).
+    """
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    stderr = stderr or sys.stderr
+    try:
+        url, agent = _options(argv)
+    except ValueError as exc:
+        print(f"bridge hook: {exc}", file=stderr)
+        return 0
+    if event not in EVENTS:
+        print(f"bridge hook: unknown hook {event!r} (use {', '.join(EVENTS)})", file=stderr)
+        return 0
+    doc = _read_input(stdin)
+    if doc is None:
+        print(f"bridge hook {event}: no JSON object on stdin; nothing to do", file=stderr)
+        return 0
+    try:
+        b = _open(url, agent)
+    except BridgeError as exc:
+        print(f"bridge hook {event}: bridge unavailable: {exc}", file=stderr)
+        return 0
+    try:
+        if event == "session-start":
+            output = _session_start(b, doc, agent, url)
+        elif event == "prompt":
+            output = _prompt(b, doc, agent, url)
+        else:
+            output = _stop(b, doc, agent)
+    except (BridgeError, OSError) as exc:
+        print(f"bridge hook {event}: {exc}", file=stderr)
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a hook must never break the session
+        print(f"bridge hook {event}: unexpected {type(exc).__name__}: {exc}", file=stderr)
+        return 0
+    finally:
+        b.close()
+    if output:
+        try:
+            stdout.write(output)
+            stdout.flush()
+        except OSError:
+            pass
+    return 0
+
+
+def _options(argv: Sequence[str]) -> tuple[str | None, str]:
+    url: str | None = None
+    agent = "claude"
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("--url", "-u", "--agent") and args:
+            value = args.pop(0)
+        elif arg.startswith(("--url=", "--agent=")):
+            arg, value = arg.split("=", 1)
+        else:
+            raise ValueError(f"unknown option {arg!r} (use --url URL, --agent NAME)")
+        if arg in ("--url", "-u"):
+            url = value
+        else:
+            agent = value
+    return url or os.environ.get("BRIDGE_URL") or None, agent
