@@ -88,6 +88,11 @@ def _session_start(b: AnyBridge, doc: dict[str, Any], agent: str, url: str | Non
     paused = b.paused()
     now = time.time()
     views = _open_for(b, agent, identity, now)
+    if doc.get("source") == "resume":
+        # The resumed conversation holds the earlier digests: tell only what is new.
+        # (After "compact" the conversation is a summary: everything is told again.)
+        known = set(state.announced)
+        views = [v for v in views if v.id not in known]
     lines: list[str] = []
     if paused is not None:
         reason = f": {paused.reason}" if paused.reason else ""
