@@ -118,12 +118,14 @@ class Harness:
             return view if view.state.status == status else None
 
         try:
-            return wait_for(reached, timeout=timeout, interval=0.02,
-                            what=f"{rid} to be {status}")
+            found = wait_for(reached, timeout=timeout, interval=0.02,
+                             what=f"{rid} to be {status}")
         except AssertionError:
             logs = [p.raw[-15:] for p in self.procs]
             raise AssertionError(f"{rid} is {self.view(rid).state.status}, not {status}; "
                                  f"worker stderr: {logs}") from None
+        assert found is not None
+        return found
 
     def prompts(self) -> list[str]:
         """The last user text of every request the fake model received."""
