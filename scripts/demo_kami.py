@@ -2,8 +2,9 @@
 
 Everything is real but the two outside services: Kami runs as its own process
 (`python -m kami run`), talks to the Green API simulator over HTTP, and to a
-local Messages API through the real anthropic SDK; a scripted Claude Code
-answers what Kami forwards. The timeline shows each step as it happens, with
+local Messages API through the real anthropic SDK; the real Claude Code CLI
+(when installed; else a scripted stand-in) answers what Kami forwards, through
+its hooks and the bridge's MCP server. The timeline shows each step as it happens, with
 milliseconds since the section started.
 """
 
@@ -19,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demo_common import DEMO_ROOT, ROOT, ScriptedClaude, console, say, wait
+from demo_claude import start_claude_code
+from demo_common import DEMO_ROOT, ROOT, console, say, wait
 
 from bridge import Bridge
 from bridge.testing.greenapi import GreenApiSimulator
@@ -85,8 +87,12 @@ class Timeline:
                     if rec.get("t") == "msg" and rec.get("to") in ("claude", "kaylee"):
                         self.line("🌉 bridge", f"{rec['from']} → {rec['to']} ({rec['type']}): "
                                                f"{rec['content'][:60]}")
-                    elif rec.get("t") == "msg" and rec.get("from") == "claude":
-                        self.line("🧑‍💻 Claude Code", f"answers {rec.get('reply_to')}")
+                    elif rec.get("t") == "msg" and str(rec.get("from")).startswith("claude"):
+                        self.line("🧑‍💻 Claude Code", f"{rec['from']} answers "
+                                                     f"{rec.get('reply_to')}")
+                    elif (rec.get("t") == "status" and rec.get("status") == "claimed"
+                          and str(rec.get("from")).startswith("claude")):
+                        self.line("🧑‍💻 Claude Code", f"{rec['from']} claims {rec.get('ref')}")
                     elif rec.get("t") == "event" and rec.get("event") in ("pause", "resume"):
                         self.line("🌉 bridge", f"{rec['event']} (by {rec.get('by')})")
         finally:
@@ -152,8 +158,7 @@ def kami_tour() -> None:
     console.rule("Kami: WhatsApp in, the bridge, the answer out")
     bridge = Bridge(DIRECTORY / "bridge", agent="owner")
     with GreenApiSimulator() as sim, FakeMessagesAPI(responder=model) as api:
-        claude = ScriptedClaude(DIRECTORY / "bridge", claude_answers)
-        claude.start()
+        claude = start_claude_code(DIRECTORY, DIRECTORY / "bridge", claude_answers)
         kami = start_kami(sim, api)
         console.print(f"Kami (pid {kami.pid}) ↔ Green API simulator {sim.api_url} ↔ "
                       f"bridge {DIRECTORY / 'bridge'}; its log: {DIRECTORY / 'kami.log'}")

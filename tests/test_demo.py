@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.claude_support import CLAUDE_BIN, CLAUDE_VERSION, require_claude
 from tests.conftest import ROOT
 
 
@@ -23,4 +24,11 @@ def test_the_demo_runs_every_section_to_the_end(tmp_path: Path) -> None:
     assert "✅ Told Kaylee: yes (restart-site)" in out
     assert "kami is down" in out
     assert "Demo finished" in out
+    # Claude Code is the real CLI wherever it is installed (always under CI=true).
+    if CLAUDE_BIN.exists() or os.environ.get("CI") == "true":
+        require_claude()
+        assert f"Claude Code: the real CLI {CLAUDE_VERSION}" in out
+        assert "claims kami-" in out and "answers kami-" in out
+    else:
+        assert "using the scripted stand-in for Claude Code" in out
     assert (tmp_path / "demo" / "kaylee" / "kami" / "kami.log").exists()  # kept where told
