@@ -979,6 +979,13 @@ def bench_kami(quick: bool) -> None:
     run(quick, lambda *fields: ROWS.append(Row(*fields)), fresh("kami"))
 
 
+def bench_claude(quick: bool) -> None:
+    """Claude Code: the hooks' wall time per prompt (and the headless worker's overhead)."""
+    from hook_bench import bench_hooks
+
+    bench_hooks(quick, lambda *fields: ROWS.append(Row(*fields)), fresh("claude-hooks"))
+
+
 # -- 9. Kaylee: dispatch overhead per task, the scheduler's tick, idle cost ---------------------
 
 KAYLEE_JOBS = "".join(f'[[job]]\nname = "job{i}"\ncron = "{i % 60} {i % 24} * * *"\n'
@@ -1100,7 +1107,7 @@ BENCHES = {"append": bench_append, "concurrent": bench_concurrent, "latency": be
            "fold": bench_fold, "big": bench_big, "runtime": bench_runtime,
            "remote": bench_remote, "rotate": bench_rotate, "search": bench_search,
            "kami": bench_kami,
-           "kaylee": bench_kaylee}
+           "kaylee": bench_kaylee, "claude": bench_claude}
 
 
 def machine() -> str:
