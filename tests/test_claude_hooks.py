@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from bridge import Bridge
+from tests.sshd import SSHD
 
 BIN = Path(sys.executable).parent
 SESSION = "5d1a2b3c-0000-4000-8000-000000000001"
@@ -232,3 +233,17 @@ def test_the_hook_imports_neither_the_cli_framework_nor_ssh(hook: Hook, kami: Br
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode().endswith("HEAVY="), proc.stderr
     assert b"additionalContext" in proc.stdout
+
+
+def test_the_hooks_work_over_ssh(sshd: SSHD, bridge_dir: Path, kami: Bridge,
+                                 tmp_path: Path) -> None:
+    rid = kami.send("over ssh", to="claude").id
+    hook = Hook(bridge_dir, tmp_path)
+    hook.env.update(sshd.home(tmp_path / "home"))
+    hook.bridge_dir = sshd.url(bridge_dir)  # type: ignore[assignment]
+    text = hook.context("session-start")
+    assert text is not None and rid in text and sshd.url(bridge_dir) in text
+    assert hook.context("prompt") is None
+    Bridge(bridge_dir, agent="claude.5d1a2b3c").claim(rid, sender="claude.5d1a2b3c")
+    decision = hook.stop()
+    assert decision is not None and rid in decision["reason"]

@@ -19,6 +19,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from bridge import Bridge
 from bridge.claude._mcp import BridgeTools
+from tests.sshd import SSHD
 
 BIN = Path(sys.executable).parent
 TOOLS = {"inbox", "show", "claim", "release", "reply", "send", "done", "fail", "search",
@@ -213,3 +214,27 @@ def test_tools_logic_is_the_same_without_mcp(bridge_dir: Path, kami: Bridge) -> 
         assert tools.inbox()["messages"][0]["claimed_by"] == "claude.abc"
     finally:
         tools.close()
+
+
+def test_the_same_tools_over_ssh(sshd: SSHD, bridge_dir: Path, kami: Bridge,
+                                 tmp_path: Path) -> None:
+    """`bridge mcp --url ssh://…` against a real sshd: the same answers as locally."""
+    rid = kami.send("Is vps1 up?", to="claude",
+                    metadata={"whatsapp_sender": "972501234567@c.us"}).id
+    env = sshd.home(tmp_path / "home")
+
+    async def script(s: ClientSession) -> Any:
+        return [await call(s, "inbox"), await call(s, "claim", id=rid),
+                await call(s, "reply", id=rid, text="It is up."),
+                await call(s, "show", id="kami-NOSUCH")]
+
+    inbox, claimed, replied, missing = run_server(
+        ["--url", sshd.url(bridge_dir), "--as", "claude.laptop"], script, env=env)
+    assert [r["id"] for r in inbox[1]["messages"]] == [rid]
+    assert claimed[1]["claimed_by"] == "claude.laptop"
+    assert replied[0] is False
+    assert missing[0] is True and "no message kami-NOSUCH" in missing[1]
+    with Bridge(bridge_dir, agent="x") as b:
+        assert b.get(rid).state.status == "done"
+        [answer] = [v for v in b.inbox("kami") if v.message.reply_to == rid]
+        assert answer.message.metadata["on_behalf"] == "claude"
