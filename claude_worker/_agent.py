@@ -44,7 +44,7 @@ from bridge.runtime import Agent, Ledger
 from bridge.runtime._notify import notify as sd_notify
 
 from ._config import ClaudeWorkerConfig
-from ._process import build_argv, child_environment, kill_orphan, mcp_config
+from ._process import become_subreaper, build_argv, child_environment, kill_orphan, mcp_config
 from ._prompt import build_prompt
 from ._run import Run, RunSpec
 from ._sessions import SessionStore, conversation_key
@@ -109,6 +109,7 @@ class ClaudeWorker(Agent):
         self.prompt_file = self.state_dir / "prompt.txt"
         self.outcome_file = self.state_dir / "outcome.json"
         # Before anything else: a run a killed predecessor left behind is stopped.
+        become_subreaper()
         self.orphaned = kill_orphan(self.run_file, self.log.warning)
         self.sessions = SessionStore(self.state_dir / "sessions.json", warn=self.log.warning)
         self.ledger = Ledger.load(self.state_dir / "ledger.json")
@@ -131,7 +132,7 @@ class ClaudeWorker(Agent):
         return super().run(once=once, max_iterations=max_iterations)
 
     def setup(self) -> None:
-        self.log.info("worker.ready", agent=self.s.agent, identity=self.s.identity,
+        self.log.info("worker.ready", takes_for=self.s.agent, identity=self.s.identity,
                       delay=self.s.delay, projects=sorted(self.projects),
                       sessions=len(self.sessions), budget_usd=self.s.daily_budget_usd,
                       orphaned=self.orphaned)
@@ -210,10 +211,12 @@ class ClaudeWorker(Agent):
             self._recovered = True
             if self._recover(bridge):
                 return True
-        if not self.s.api_key:
-            return False
         view = self._next(bridge)
         if view is None:
+            return False
+        if not self.s.api_key:
+            self._once_per(view.id, "nokey", "request.not_taken", request=view.id,
+                           reason="no Anthropic API key")
             return False
         self._take(bridge, view)
         return True

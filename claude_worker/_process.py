@@ -6,12 +6,17 @@ worker can kill, and NDJSON it parses itself). The prompt goes in on stdin from 
 file — not in argv, where ``ps`` shows it and ARG_MAX limits it; the API key goes in
 the environment, never in argv.
 
-The child gets a session of its own (``start_new_session``): it and everything it
-starts — the bridge MCP server, the tools' commands — form one process group, killed
-as a whole at the timeout, on ``bridge cancel`` or when the worker stops. The child
-also gets ``PR_SET_PDEATHSIG`` = SIGKILL, so a worker killed with SIGKILL takes the CLI
-with it; and the group is recorded in ``<state>/run.json`` (pid, its start time, the
-request) so that a restarted worker kills whatever of it is left before anything else.
+The child gets a session of its own (``start_new_session``), so it and the bridge MCP
+server form one process group. That is not enough: the CLI starts the commands of its
+Bash tool with ``setsid`` (measured with 2.1.197), in sessions of their own. So the
+worker is a *child subreaper* (``PR_SET_CHILD_SUBREAPER``): whatever a run starts stays
+below the worker even when its parent exits, and the run's whole process tree (found in
+/proc, each process with its start time) is what is killed — at the timeout, on
+``bridge cancel``, when the worker stops, and when the CLI ends (nothing a run started
+outlives it). The CLI also gets ``PR_SET_PDEATHSIG`` = SIGKILL, so a worker killed with
+SIGKILL takes the CLI with it; and the tree is recorded in ``<state>/run.json`` as it
+grows, so that a restarted worker kills whatever of it is left before anything else.
+(Under systemd, ``KillMode=control-group`` also ends it all when the worker dies.)
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from bridge._fs import Perms, atomic_write
 
 from ._config import WorkerSettings
 
-__all__ = ["build_argv", "child_environment", "kill_orphan", "mcp_config", "pdeathsig",
-           "process_start_time", "record_run", "signal_group"]
+__all__ = ["alive", "become_subreaper", "build_argv", "child_environment", "descendants",
+           "group_members", "kill_orphan", "kill_processes", "mcp_config", "pdeathsig",
+           "process_start_time", "reap", "record_run", "signal_group"]
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 _libc: Any = None
 try:
@@ -50,6 +57,12 @@ def pdeathsig() -> None:
     is the run's own, which lives until the CLI has exited; a dead worker is what fires it.)"""
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def become_subreaper() -> None:
+    """Orphans of the runs' processes are reparented to this process (not to init)."""
+    if _prctl is not None:
+        _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def mcp_config(settings: WorkerSettings, bridge_url: str) -> str:
@@ -121,47 +134,109 @@ def signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def process_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22),
-    which tells a pid from a later process that got the same number."""
+def _stat(pid: int | str) -> tuple[int, int, int, bytes] | None:
+    """(ppid, pgid, start time in clock ticks since boot, state) from ``/proc/PID/stat``."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
     except OSError:
         return None
     fields = stat[stat.rindex(b")") + 2:].split()
-    return int(fields[19])
+    return int(fields[1]), int(fields[2]), int(fields[19]), fields[0]
+
+
+def process_start_time(pid: int) -> int | None:
+    """A process's start time, which tells a pid from a later process with the same number."""
+    stat = _stat(pid)
+    return stat[2] if stat is not None else None
+
+
+def _table() -> dict[int, tuple[int, int, int, bytes]]:
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(entry)
+            if stat is not None:
+                table[int(entry)] = stat
+    return table
+
+
+def descendants(root: int) -> dict[int, int]:
+    """The living processes below ``root`` (not itself): pid → start time."""
+    table = _table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out: dict[int, int] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid in out:
+            continue
+        ppid, _, start, state = table[pid]
+        if state != b"Z":
+            out[pid] = start
+        todo.extend(children.get(pid, []))
+    return out
 
 
 def group_members(pgid: int) -> list[int]:
-    """The processes whose process group is ``pgid``."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    """The living processes whose process group is ``pgid``."""
+    return [pid for pid, (_, group, _, state) in _table().items()
+            if group == pgid and state != b"Z"]
+
+
+def kill_processes(tree: dict[int, int], sig: int) -> int:
+    """Signal each process of ``tree`` that is still the same process (pid and start time),
+    and the process group it leads; return how many were signalled."""
+    count = 0
+    for pid, start in tree.items():
+        stat = _stat(pid)
+        if stat is None or stat[2] != start or stat[3] == b"Z":
             continue
+        if stat[1] == pid:
+            signal_group(pid, sig)
         try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
             continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
+        count += 1
+    return count
 
 
-def record_run(path: Path, pid: int, request: str) -> None:
-    """``<state>/run.json``: the group of the run going on now."""
+def alive(tree: dict[int, int]) -> list[int]:
+    """The processes of ``tree`` that are still there (zombies are not)."""
+    out = []
+    for pid, start in tree.items():
+        stat = _stat(pid)
+        if stat is not None and stat[2] == start and stat[3] != b"Z":
+            out.append(pid)
+    return out
+
+
+def reap(pids: list[int] | dict[int, int]) -> None:
+    """Collect the exit status of those that are (reparented) children of this process."""
+    for pid in list(pids):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+
+
+def record_run(path: Path, pid: int, request: str, tree: dict[int, int] | None = None) -> None:
+    """``<state>/run.json``: the run going on now — the CLI and the processes below it."""
     atomic_write(path, orjson.dumps({"pid": pid, "start": process_start_time(pid),
-                                     "request": request, "since": time.time()}), Perms())
+                                     "request": request, "since": time.time(),
+                                     "tree": {str(k): v for k, v in (tree or {}).items()}}),
+                 Perms(), durable=False)
 
 
 def kill_orphan(path: Path, log: Callable[..., None], *, timeout: float = 10.0) -> str | None:
     """Kill what is left of a run a previous worker started (after a SIGKILL, say); return
     that run's request id (None if there was none).
 
-    The recorded pid is the group's id. If a process with that pid exists but started at
-    another time, the number was reused and nothing is killed; if it exists and is the
-    same process, or is gone while members of its group live on (a group's id is not
-    reused while it has members), the group is killed.
+    Every recorded process is killed if it is still the same process (its start time
+    matches); the CLI's process group is killed if its leader is that process, or is gone
+    while members of the group live on (a group's id is not reused while it has members).
     """
     try:
         data = orjson.loads(path.read_bytes())
@@ -170,21 +245,31 @@ def kill_orphan(path: Path, log: Callable[..., None], *, timeout: float = 10.0) 
     except (OSError, orjson.JSONDecodeError):
         path.unlink(missing_ok=True)
         return None
-    pid = data.get("pid") if isinstance(data, dict) else None
-    request = data.get("request") if isinstance(data, dict) else None
-    if not isinstance(pid, int) or pid <= 1:
+    if not isinstance(data, dict):
         path.unlink(missing_ok=True)
-        return request if isinstance(request, str) else None
-    started = process_start_time(pid)
-    if started is not None and started != data.get("start"):
-        log("orphan.reused", pid=pid)
-    else:
-        members = group_members(pid)
-        if members:
-            signal_group(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-            while group_members(pid) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            log("orphan.killed", pgid=pid, processes=len(members), request=request)
+        return None
+    pid, request = data.get("pid"), data.get("request")
+    raw = data.get("tree")
+    if not isinstance(raw, dict):
+        raw = {}
+    tree = {int(k): int(v) for k, v in raw.items()
+            if str(k).isdigit() and isinstance(v, int)}
+    killed = 0
+    if isinstance(pid, int) and pid > 1:
+        started = process_start_time(pid)
+        if started is None or started == data.get("start"):
+            members = group_members(pid)
+            if members:
+                signal_group(pid, signal.SIGKILL)
+                killed += len(members)
+        else:
+            log("orphan.reused", pid=pid)
+    killed += kill_processes(tree, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while (alive(tree) or (isinstance(pid, int) and pid > 1 and group_members(pid))) and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)
+    if killed:
+        log("orphan.killed", pgid=pid, processes=killed, request=request)
     path.unlink(missing_ok=True)
     return request if isinstance(request, str) else None

@@ -3,9 +3,11 @@
 The thread starts the CLI (so that ``PR_SET_PDEATHSIG``, which follows the thread that
 forked, fires only if the worker dies), reads its stdout and stderr, and waits for it on
 a pidfd — with ``select()`` and a short tick to notice a kill request or the deadline.
-At the deadline, or when :meth:`Run.kill` is called (``bridge cancel``, a stopping
-worker), the process group gets SIGTERM and, ``kill_grace`` later, SIGKILL; once the
-CLI has exited, whatever is left of its group is killed too.
+Every second it notes the processes below the CLI (``<state>/run.json``). At the
+deadline, or when :meth:`Run.kill` is called (``bridge cancel``, a stopping worker), the
+CLI's group and every process of its tree get SIGTERM and, ``kill_grace`` later,
+SIGKILL; once the CLI has exited, whatever is left of the tree is killed too (the worker
+is a subreaper, so orphans of the tree are still found below it).
 
 A ``--resume`` of a session the CLI no longer has (its HOME was wiped) ends at once with
 "No conversation found": the session is forgotten and the run starts afresh, once.
@@ -25,13 +27,25 @@ from pathlib import Path
 
 from bridge.runtime import redact
 
-from ._process import group_members, pdeathsig, record_run, signal_group
+from ._process import (
+    alive,
+    descendants,
+    group_members,
+    kill_processes,
+    pdeathsig,
+    reap,
+    record_run,
+    signal_group,
+)
 from ._stream import Transcript
 
 __all__ = ["Run", "RunSpec"]
 
 TICK = 0.25
 """Longest wait in the select loop: how soon a kill request or the deadline is acted on."""
+
+SCAN_EVERY = 1.0
+"""Seconds between looks at the processes below the CLI (recorded for a restart)."""
 
 STDERR_KEEP = 4096
 CHUNK = 65536
@@ -73,6 +87,8 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     kill_reason: str | None = None
+    tree: dict[int, int] = field(default_factory=dict)
+    """Every process seen below the CLI: pid → start time."""
     _kill: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -134,16 +150,30 @@ class Run:
             self._watch(proc, stdout.fileno(), stderr.fileno(), deadline)
         finally:
             # Nothing of the run outlives it: the tools' leftovers, a stuck MCP server.
+            self._scan(proc.pid)
             signal_group(proc.pid, signal.SIGKILL)
             if proc.returncode is None:
                 proc.wait()
+            # Orphans of the tree were reparented to the worker (a subreaper), which
+            # starts no processes but the runs': whatever is below it now is the run's.
+            self.tree.update(descendants(os.getpid()))
             end = time.monotonic() + 5.0
-            while group_members(proc.pid) and time.monotonic() < end:
+            while (alive(self.tree) or group_members(proc.pid)) and time.monotonic() < end:
+                kill_processes(self.tree, signal.SIGKILL)
+                reap(self.tree)
                 time.sleep(0.01)
+            reap(self.tree)
             self.spec.run_file.unlink(missing_ok=True)
             stdout.close()
             stderr.close()
             self.exit_code = proc.returncode
+
+    def _scan(self, pid: int) -> None:
+        """Note new processes below the CLI (and record them for a restart)."""
+        found = descendants(pid)
+        if not found.keys() <= self.tree.keys():
+            self.tree.update(found)
+            record_run(self.spec.run_file, pid, self.spec.request, self.tree)
 
     def _watch(self, proc: subprocess.Popen[bytes], out: int, err: int,
                deadline: float) -> None:
@@ -155,6 +185,7 @@ class Run:
         term_at: float | None = None
         killed = False
         drain_until: float | None = None
+        next_scan = time.monotonic() + SCAN_EVERY
         try:
             while open_fds or not exited:
                 watch = [*open_fds] + ([] if exited else [pidfd])
@@ -177,16 +208,21 @@ class Run:
                         del self.stderr[:-STDERR_KEEP]
                 now = time.monotonic()
                 if not exited:
-                    if term_at is None and self._kill.is_set():
+                    if now >= next_scan:
+                        self._scan(proc.pid)
+                        next_scan = now + SCAN_EVERY
+                    if term_at is None and (self._kill.is_set() or now >= deadline):
+                        self.timed_out = not self._kill.is_set()
                         term_at = now
+                        self._scan(proc.pid)
                         signal_group(proc.pid, signal.SIGTERM)
-                    elif term_at is None and now >= deadline:
-                        self.timed_out, term_at = True, now
-                        signal_group(proc.pid, signal.SIGTERM)
+                        kill_processes(self.tree, signal.SIGTERM)
                     if term_at is not None and not killed and now >= term_at + \
                             self.spec.kill_grace:
                         killed = True
+                        self._scan(proc.pid)
                         signal_group(proc.pid, signal.SIGKILL)
+                        kill_processes(self.tree, signal.SIGKILL)
                 elif open_fds:
                     # The CLI is gone but something it started still holds its output.
                     if drain_until is None:
