@@ -59,12 +59,12 @@ def test_a_run_past_its_timeout_is_killed_with_its_whole_tree_and_failed(
     try:
         h.start()
         rid = h.ask("take your time")
-        run = wait_for(lambda: (h.state / "run.json").exists() and
-                       json.loads((h.state / "run.json").read_text()), timeout=60,
-                       what="the run to be recorded")
-        pid = run["pid"]
+        wait_for(lambda: (h.state / "run.json").exists(), timeout=60,
+                 what="the run to be recorded")
+        pid = json.loads((h.state / "run.json").read_text())["pid"]
         sleeper = wait_for(lambda: sleeper_below(pid, "4711"), timeout=60,
                            what="the Bash tool's sleep")
+        assert sleeper is not None
         assert os.getsid(sleeper) != os.getsid(pid)  # not in the CLI's session or group
         view = h.wait_status(rid, "failed", timeout=60)
         assert "did not finish within 15s" in (view.state.reason or "")
