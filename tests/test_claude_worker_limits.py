@@ -59,7 +59,7 @@ def test_a_run_past_its_timeout_is_killed_with_its_whole_tree_and_failed(
     try:
         h.start()
         rid = h.ask("take your time")
-        wait_for(lambda: (h.state / "run.json").exists(), timeout=60,
+        wait_for((h.state / "run.json").exists, timeout=60,
                  what="the run to be recorded")
         pid = json.loads((h.state / "run.json").read_text())["pid"]
         sleeper = wait_for(lambda: sleeper_below(pid, "4711"), timeout=60,
