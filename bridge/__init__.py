@@ -196,7 +196,11 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS, "AnyBridge"})
+    # The public names, not the helpers this file imports for itself (typing's).
+    import types
+
+    return sorted({*__all__, *(k for k, v in globals().items()
+                               if k.startswith("_") or isinstance(v, types.ModuleType))})
 
 
 __all__ = [
