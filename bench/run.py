@@ -981,9 +981,12 @@ def bench_kami(quick: bool) -> None:
 
 def bench_claude(quick: bool) -> None:
     """Claude Code: the hooks' wall time per prompt (and the headless worker's overhead)."""
+    from claude_bench import bench_claude_worker
     from hook_bench import bench_hooks
 
-    bench_hooks(quick, lambda *fields: ROWS.append(Row(*fields)), fresh("claude-hooks"))
+    add = lambda *fields: ROWS.append(Row(*fields))  # noqa: E731
+    bench_hooks(quick, add, fresh("claude-hooks"))
+    bench_claude_worker(quick, add, fresh("claude-worker"))
 
 
 # -- 9. Kaylee: dispatch overhead per task, the scheduler's tick, idle cost ---------------------
