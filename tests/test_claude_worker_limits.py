@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -246,3 +247,49 @@ def test_without_an_api_key_it_runs_degraded_and_takes_nothing(tmp_path: Path) -
         assert h.api.requests == []
     finally:
         h.close()
+
+
+def find_process(cmdline: str) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if cmd.strip() == cmdline:
+                return int(entry)
+    return None
+
+
+def test_nothing_a_run_started_outlives_it_not_even_a_daemon(tmp_path: Path) -> None:
+    """A tool's command that daemonizes (its parent exits at once) is reparented to the worker,
+    a child subreaper, not to init — so the worker still finds and kills it when the run
+    ends."""
+    turns = {"n": 0}
+    held = Gate(lambda body: text("done, with a daemon left behind"))
+
+    def responder(body: dict[str, Any]) -> Reply:
+        turns["n"] += 1
+        if turns["n"] == 1:
+            return tool_use("Bash", {"command": "(setsid sleep 4712 > /dev/null 2>&1 &); echo ok",
+                                     "description": "start a daemon"})
+        return held(body)
+
+    h = Harness(tmp_path, responder, settings='allowed_tools = ["Bash"]')
+    try:
+        worker = h.start()
+        rid = h.ask("leave something running")
+        daemon = wait_for(lambda: find_process("sleep 4712"), timeout=60, what="the daemon")
+        assert daemon is not None
+        assert held.entered.wait(60)
+        ppid = int(Path(f"/proc/{daemon}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+        assert ppid == worker.proc.pid  # reparented to the subreaper
+        held.open()
+        h.wait_status(rid, "done")
+        assert find_process("sleep 4712") is None
+    finally:
+        held.open()
+        h.close()
+        leftover = find_process("sleep 4712")
+        if leftover is not None:  # only if the test failed: stop it by its own PID
+            os.kill(leftover, signal.SIGKILL)
