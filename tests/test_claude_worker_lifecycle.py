@@ -4,15 +4,20 @@ restart, and an answer the model already gave through the bridge's MCP tool."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bridge import StateConflict
 from bridge.testing.messages_api import Reply, request_text, text, tool_results, tool_use
 from claude_worker._process import process_start_time
-from tests.conftest import CLI
+from tests.conftest import CLI, ROOT
 from tests.helpers import wait_for
 from tests.test_claude_worker_support import IDENTITY, Gate, Harness, group_alive
 
@@ -123,14 +128,8 @@ def test_sigkill_mid_run_then_restart_answers_exactly_once(tmp_path: Path) -> No
         assert any("interrupted before" in request_text(r["body"])
                    for r in h.api.requests[1:])
         # And a reply that comes again (a crash after posting) is refused by the bridge.
-        from bridge import StateConflict
-
-        try:
+        with pytest.raises(StateConflict):
             h.bridge.reply(rid, "again", sender=IDENTITY)
-        except StateConflict:
-            pass
-        else:
-            raise AssertionError("a second reply was accepted")
     finally:
         h.close()
 
@@ -198,5 +197,57 @@ def test_sigterm_hands_a_running_request_back_and_the_next_start_answers(
         h.start()
         h.wait_status(rid, "done")
         assert [t for t, _ in worker_messages(h, rid)] == ["notification", "response"]
+    finally:
+        h.close()
+
+
+def test_the_claim_is_renewed_while_it_runs_and_excludes_sessions(tmp_path: Path) -> None:
+    gate = Gate(lambda body: text("done"))
+    h = Harness(tmp_path, gate, settings='lease = "6s"')
+    try:
+        h.start()
+        rid = h.ask("a long one")
+        assert gate.entered.wait(60)
+
+        def claims() -> int:
+            return sum(1 for c in h.bridge.history(rid).changes
+                       if c["status"] == "claimed" and c["from"] == IDENTITY)
+
+        wait_for(lambda: claims() >= 3, timeout=30, what="the lease to be renewed")
+        with pytest.raises(StateConflict, match=r"claimed by claude\.worker"):
+            h.bridge.claim(rid, lease=60, sender="claude.0a1b2c3d")  # an interactive session
+        gate.open()
+        h.wait_status(rid, "done")
+    finally:
+        h.close()
+
+
+def test_run_once_answers_what_is_waiting_and_exits(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    try:
+        first, second = h.ask("one"), h.ask("two", chat="972509999999@c.us")
+        result = subprocess.run([sys.executable, "-m", "claude_worker", "run", "--once",
+                                 "--config", str(h.config)], cwd=ROOT, capture_output=True,
+                                timeout=300, check=False,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), **h.env})
+        assert result.returncode == 0, result.stderr[-2000:]
+        for rid in (first, second):
+            assert h.view(rid).state.status == "done"
+            assert len(h.answers(rid)) == 1
+    finally:
+        h.close()
+
+
+def test_a_damaged_session_store_is_set_aside_not_fatal(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    try:
+        h.state.mkdir(mode=0o700)
+        (h.state / "sessions.json").write_text("{not json")
+        worker = h.start(ready=False)
+        worker.wait_event("sessions.damaged")
+        rid = h.ask("still there?")
+        h.wait_status(rid, "done")
+        assert (h.state / "sessions.json.damaged").read_text() == "{not json"
+        assert len(json.loads((h.state / "sessions.json").read_text())["sessions"]) == 1
     finally:
         h.close()
