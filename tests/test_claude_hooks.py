@@ -247,3 +247,13 @@ def test_the_hooks_work_over_ssh(sshd: SSHD, bridge_dir: Path, kami: Bridge,
     Bridge(bridge_dir, agent="claude.5d1a2b3c").claim(rid, sender="claude.5d1a2b3c")
     decision = hook.stop()
     assert decision is not None and rid in decision["reason"]
+
+
+@pytest.mark.parametrize("event", ["session-start", "prompt", "stop"])
+def test_the_hooks_are_silent_in_the_headless_workers_runs(hook: Hook, kami: Bridge,
+                                                           bridge_dir: Path, event: str) -> None:
+    rid = kami.send("waiting", to="claude", priority="high").id
+    Bridge(bridge_dir, agent="claude.5d1a2b3c").claim(rid, sender="claude.5d1a2b3c")
+    hook.env["BRIDGE_CLAUDE_WORKER"] = "claude.worker"
+    result = hook.run(event, {"session_id": SESSION})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")

@@ -43,6 +43,9 @@ __all__ = ["EVENTS", "run_hook"]
 
 EVENTS = {"session-start": "SessionStart", "prompt": "UserPromptSubmit", "stop": "Stop"}
 
+WORKER_ENV = "BRIDGE_CLAUDE_WORKER"
+"""Set by the headless worker for its runs of the CLI: the hooks stay silent there."""
+
 LOCAL_LOCK_TIMEOUT = 2.0
 """A hook only reads; it never waits long for anything."""
 
@@ -166,6 +169,10 @@ def run_hook(event: str, argv: Sequence[str] = (), *, stdin: IO[bytes] | None = 
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
     stderr = stderr or sys.stderr
+    if os.environ.get(WORKER_ENV):
+        # A run of the headless worker (in a project that also has the hooks): its prompt
+        # names its one request, and it claims as the worker, not as this session.
+        return 0
     try:
         url, agent = _options(argv)
     except ValueError as exc:
