@@ -156,6 +156,10 @@ def test_deploy_then_a_bad_upgrade_rolls_back(sshd: SSHD, wheel: Path, host: Hos
             assert (installed / name).read_text() == ""
         unit = host.root / "etc/systemd/system/kami-bridge@.service"
         assert unit.read_text() == (ROOT / "systemd/kami-bridge@.service").read_text()
+        # Drop-ins go beside the template (the Claude worker's needs one to start).
+        drop_in = "kami-bridge@claude-worker.service.d/claude.conf"
+        assert (host.root / "etc/systemd/system" / drop_in).read_text() == (
+            ROOT / "systemd" / drop_in).read_text()
         calls = (host.state / "calls").read_text()
         assert "daemon-reload" in calls
         assert "restart kami-bridge@echo.service" in calls

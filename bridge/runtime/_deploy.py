@@ -113,6 +113,13 @@ def _stage(remote: RemoteHost, plan: DeployPlan, wheel: Path, staging: str) -> N
     for unit in sorted(plan.units.iterdir()):
         if unit.is_file() and unit.suffix in (".service", ".timer", ".sysusers", ".tmpfiles"):
             remote.put(unit.read_bytes(), f"{staging}/units/{unit.name}", 0o644)
+        elif unit.is_dir() and unit.name.endswith(".service.d"):
+            # Drop-ins (kami-bridge@claude-worker.service.d/claude.conf): one agent's
+            # changes to the shared template.
+            remote.run(["mkdir", "-p", f"{staging}/units/{unit.name}"]).check(
+                "creating the staging directory")
+            for conf in sorted(unit.glob("*.conf")):
+                remote.put(conf.read_bytes(), f"{staging}/units/{unit.name}/{conf.name}", 0o644)
     if plan.config is not None:
         remote.put(plan.config.read_bytes(), f"{staging}/config.toml", 0o600)
     if plan.credentials is not None:

@@ -180,7 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         # 2. units, users, directories
         units_dir = root / "etc/systemd/system"
         for f in sorted((staging / "units").iterdir()):
-            if f.suffix in (".service", ".timer"):
+            if f.is_dir() and f.name.endswith(".service.d"):
+                for conf in sorted(f.glob("*.conf")):
+                    install_file(conf, units_dir / f.name / conf.name, 0o644)
+            elif f.suffix in (".service", ".timer"):
                 install_file(f, units_dir / f.name, 0o644)
             elif f.suffix == ".sysusers":
                 install_file(f, root / "usr/lib/sysusers.d/kami-bridge.conf", 0o644)
