@@ -31,13 +31,14 @@ HookUrlOption = Annotated[
 
 
 def _target(url: str | None) -> list[str]:
-    if url:
-        return ["--url", url]
-    if state.url is not None:
-        return ["--url", str(state.url)]
-    if state.directory is not None:
-        return ["--url", str(state.directory)]
-    return []
+    """``--url`` for the entries: a local path made absolute (hooks run in the project)."""
+    chosen = url or (str(state.url) if state.url is not None else None) or (
+        str(state.directory) if state.directory is not None else None)
+    if chosen is None:
+        return []
+    if "://" not in chosen:
+        chosen = str(Path(chosen).expanduser().resolve())
+    return ["--url", chosen]
 
 
 def _hook(event: str, url: str | None, agent: str) -> int:

@@ -12,16 +12,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
 from .._time import human_duration, parse_ts
 
 if TYPE_CHECKING:
-    from .._bridge import MessageView
+    from .._fold import MessageState
+    from .._records import Message
 
-__all__ = ["DATA_NOTICE", "MAX_DIGEST_CHARS", "digest", "provenance", "wanted"]
+__all__ = ["DATA_NOTICE", "MAX_DIGEST_CHARS", "MessageView", "digest", "provenance", "wanted"]
+
+
+class MessageView(Protocol):
+    """What the digest reads of a message: the library's view, or the hooks' own."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def message(self) -> Message: ...
+    @property
+    def state(self) -> MessageState: ...
 
 MAX_DIGEST_CHARS = 9000
 """Below Claude Code's 10,000-character limit for injected hook output, with room to spare."""

@@ -26,18 +26,22 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from .._errors import BridgeError
-from ._digest import digest, provenance, wanted
+from .._errors import BridgeError, BridgeUnavailable
+from .._pause import read_pause
+from .._url import parse_url
+from ._digest import MessageView, digest, provenance, wanted
 from ._identity import session_identity
+from ._local_inbox import read_waiting
 from ._session_state import SessionState
 
 if TYPE_CHECKING:
     from .. import AnyBridge
-    from .._bridge import MessageView
+    from .._pause import PauseInfo
 
 __all__ = ["EVENTS", "run_hook"]
 
@@ -59,17 +63,54 @@ def _read_input(stdin: IO[bytes]) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _open(url: str | None, agent: str) -> AnyBridge:
+class _Local:
+    """A bridge directory on this machine, read without the library's writer side."""
+
+    def __init__(self, directory: Path) -> None:
+        if not directory.is_dir():
+            raise BridgeUnavailable(f"bridge directory {directory} does not exist")
+        self.directory = directory
+        self.where = str(directory)
+
+    def waiting(self, agent: str, now: float) -> Sequence[MessageView]:
+        return read_waiting(self.directory, agent, now)
+
+    def paused(self) -> PauseInfo | None:
+        return read_pause(self.directory)
+
+    def close(self) -> None:
+        pass
+
+
+class _Connected:
+    """Any other bridge (ssh://), through the library."""
+
+    def __init__(self, bridge: AnyBridge, where: str) -> None:
+        self.bridge = bridge
+        self.where = where
+
+    def waiting(self, agent: str, now: float) -> Sequence[MessageView]:
+        return self.bridge.inbox(agent)
+
+    def paused(self) -> PauseInfo | None:
+        return self.bridge.paused()
+
+    def close(self) -> None:
+        self.bridge.close()
+
+
+def _open(url: str | None, agent: str) -> _Local | _Connected:
+    parsed = parse_url(url)
+    if not parsed.remote:
+        if parsed.path:
+            return _Local(Path(parsed.path).expanduser())
+        env = os.environ.get("BRIDGE_DIR")
+        return _Local(Path(env).expanduser() if env else
+                      Path.home() / ".claude" / "kami-bridge")
     from .._url import connect
 
-    return connect(url, agent=agent, create=False, lock_timeout=LOCAL_LOCK_TIMEOUT)
-
-
-def _where(b: AnyBridge, url: str | None) -> str:
-    if url:
-        return url
-    directory = getattr(b, "directory", None)
-    return str(directory) if directory is not None else "the bridge"
+    return _Connected(connect(parsed, agent=agent, create=False,
+                              lock_timeout=LOCAL_LOCK_TIMEOUT), str(url))
 
 
 def _context(event: str, text: str) -> bytes:
@@ -78,12 +119,12 @@ def _context(event: str, text: str) -> bytes:
                         option=orjson.OPT_APPEND_NEWLINE)
 
 
-def _open_for(b: AnyBridge, agent: str, identity: str, now: float) -> list[MessageView]:
-    return [v for v in b.inbox(agent) if wanted(v, identity, now)]
+def _open_for(b: _Local | _Connected, agent: str, identity: str, now: float
+              ) -> list[MessageView]:
+    return [v for v in b.waiting(agent, now) if wanted(v, identity, now)]
 
 
-def _session_start(b: AnyBridge, doc: dict[str, Any], agent: str, url: str | None
-                   ) -> bytes | None:
+def _session_start(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> bytes | None:
     session = doc.get("session_id") if isinstance(doc.get("session_id"), str) else None
     identity = session_identity(agent, session)
     state = SessionState.load(session)
@@ -102,15 +143,14 @@ def _session_start(b: AnyBridge, doc: dict[str, Any], agent: str, url: str | Non
         lines.append(f"kami-bridge is paused{reason} (no agent takes new work until "
                      "`bridge resume`).")
     if views:
-        lines.append(digest(views, agent=agent, identity=identity, where=_where(b, url),
-                            now=now))
+        lines.append(digest(views, agent=agent, identity=identity, where=b.where, now=now))
         known = set(state.announced)
         state.announced.extend(v.id for v in views if v.id not in known)
         state.save()
     return _context("SessionStart", "\n".join(lines)) if lines else None
 
 
-def _prompt(b: AnyBridge, doc: dict[str, Any], agent: str, url: str | None) -> bytes | None:
+def _prompt(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> bytes | None:
     session = doc.get("session_id") if isinstance(doc.get("session_id"), str) else None
     identity = session_identity(agent, session)
     state = SessionState.load(session)
@@ -122,10 +162,10 @@ def _prompt(b: AnyBridge, doc: dict[str, Any], agent: str, url: str | None) -> b
     state.announced.extend(v.id for v in new)
     state.save()
     return _context("UserPromptSubmit", digest(new, agent=agent, identity=identity,
-                                               where=_where(b, url), heading="new", now=now))
+                                               where=b.where, heading="new", now=now))
 
 
-def _stop(b: AnyBridge, doc: dict[str, Any], agent: str) -> bytes | None:
+def _stop(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> bytes | None:
     if doc.get("stop_hook_active") is True:
         return None
     session = doc.get("session_id") if isinstance(doc.get("session_id"), str) else None
@@ -192,9 +232,9 @@ def run_hook(event: str, argv: Sequence[str] = (), *, stdin: IO[bytes] | None = 
         return 0
     try:
         if event == "session-start":
-            output = _session_start(b, doc, agent, url)
+            output = _session_start(b, doc, agent)
         elif event == "prompt":
-            output = _prompt(b, doc, agent, url)
+            output = _prompt(b, doc, agent)
         else:
             output = _stop(b, doc, agent)
     except (BridgeError, OSError) as exc:
