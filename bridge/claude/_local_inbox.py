@@ -47,44 +47,6 @@ class Waiting(NamedTuple):
         return self.message.id
 
 
-def _quoted_after(line: bytes, key: bytes) -> tuple[int, bytes | None]:
-    """Where ``key`` first occurs and the string value after it (-1, None: absent)."""
-    at = line.find(key)
-    if at < 0:
-        return -1, None
-    start = at + len(key)
-    end = line.find(b'"', start)
-    return at, (line[start:end] if end >= 0 else None)
-
-
-def _skippable_message(line: bytes, mine: bytes) -> bytes | None:
-    """The id of a message line addressed to another agent, in the canonical spelling.
-
-    Only for lines in our writers' spelling (``{"v":1,"t":"msg","id":…``) whose ``to``
-    comes before any nested object or array: a key of the same name nested in
-    metadata must not be taken for the top-level field.
-    """
-    if not line.startswith(_MSG):
-        return None
-    id_end = line.find(b'"', len(_MSG))
-    to_at, to = _quoted_after(line, _TO)
-    if id_end < 0 or to is None or to == mine:
-        return None
-    # Top level only: no object or array opens before it (strings cannot hold a bare
-    # brace-quote sequence, but metadata written before `to` is an object).
-    nested = min((i for i in (line.find(b"{", 1), line.find(b"[")) if i >= 0), default=-1)
-    if 0 <= nested < to_at:
-        return None
-    return line[len(_MSG):id_end]
-
-
-def _skippable_status(line: bytes, skipped: set[bytes]) -> bool:
-    if not line.startswith(_STATUS):
-        return False
-    _, ref = _quoted_after(line, _REF)
-    return ref is not None and ref in skipped
-
-
 def read_waiting(directory: Path, agent: str, now: float) -> list[Waiting]:
     """Open messages addressed to ``agent``, in inbox order (priority, then age)."""
     try:
@@ -94,7 +56,8 @@ def read_waiting(directory: Path, agent: str, now: float) -> list[Waiting]:
     fold = Fold()
     records: dict[str, Message] = {}
     skipped: set[bytes] = set()
-    mine = agent.encode()
+    mine = agent.encode() + b'"'
+    msg_id, status_id = len(_MSG), len(_STATUS)
     try:
         size = os.fstat(fd).st_size
         for base, lines in iter_chunks(fd, 0, size):
@@ -105,18 +68,27 @@ def read_waiting(directory: Path, agent: str, now: float) -> list[Waiting]:
                     nxt = off + int(line) + 1
                     continue
                 nxt = off + len(line) + 1
-                other = _skippable_message(line, mine)
-                if other is not None:
-                    skipped.add(other)
-                    continue
-                if _skippable_status(line, skipped):
-                    continue
+                # The loop runs once per line of the file: C string methods only, inline.
+                if line.startswith(_MSG):
+                    to_at = line.find(_TO)
+                    if to_at > 0 and not line.startswith(mine, to_at + 6):
+                        brace, bracket = line.find(b"{", 1), line.find(b"[")
+                        # `to` at the top level: no object or array opened before it
+                        # (metadata written first would be one).
+                        if (brace < 0 or brace > to_at) and (bracket < 0 or bracket > to_at):
+                            skipped.add(line[msg_id:line.find(b'"', msg_id)])
+                            continue
+                elif line.startswith(_STATUS):
+                    ref_at = line.find(_REF, status_id)
+                    if ref_at > 0:
+                        start = ref_at + 7
+                        if line[start:line.find(b'"', start)] in skipped:
+                            continue
                 rec = decode_line(line)
                 if isinstance(rec, str) or check_record(rec) is not None:
                     continue  # a bad line: the library reports those, a hook skips them
                 fold.apply(Entry(off, nxt, rec))
-                kind = rec.get("t", "msg")
-                if kind == "msg" and rec["id"] not in records:
+                if rec.get("t", "msg") == "msg" and rec["id"] not in records:
                     records[rec["id"]] = Message.from_record(rec)
     finally:
         os.close(fd)
