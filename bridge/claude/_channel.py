@@ -156,7 +156,6 @@ class Channel:
         self._connected = threading.Event()
         self._token: Any = None
         self._thread: threading.Thread | None = None
-        self.pushed = 0
 
     # -- MCP side (on the event loop) -----------------------------------------------------
 
@@ -248,8 +247,9 @@ class Channel:
                     for item in select(bridge, entries, self.agent, self.identity):
                         if self._stop.is_set():
                             break
+                        # Push only: nothing is recorded as announced, so the hooks still
+                        # announce this message once (their record is the truth).
                         anyio.from_thread.run(self._push, item, token=self._token)
-                        self.pushed += 1
             finally:
                 with self._lock:
                     self._follower = None
@@ -257,8 +257,10 @@ class Channel:
         except BridgeError as exc:
             _say(f"following the bridge: {exc}")
             return True
-        except (RuntimeError, anyio.RunFinishedError):
-            return False  # the event loop is gone: the server is ending
+        except (RuntimeError, anyio.RunFinishedError) as exc:
+            if not self._stop.is_set():  # else: the event loop is gone, the server is ending
+                _say(f"{type(exc).__name__}: {exc}; pushes are off")
+            return False
         finally:
             try:
                 bridge.close()
