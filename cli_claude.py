@@ -72,6 +72,9 @@ def mcp(
     identity: Annotated[str | None, typer.Option(
         "--as", help="Name to claim and answer as (default agent.<session id>).")] = None,
     lease: Annotated[str, typer.Option("--lease", help="How long a claim holds.")] = "30m",
+    channel: Annotated[bool, typer.Option(
+        "--channel", help="Push a hint per new message into the session (Claude Code "
+        "channels, a research preview).")] = False,
 ) -> None:
     """Serve the bridge to Claude Code as a stdio MCP server.
 
@@ -83,6 +86,8 @@ def mcp(
     args = [*_target(url), "--agent", agent, "--lease", lease]
     if identity:
         args += ["--as", identity]
+    if channel:
+        args.append("--channel")
     raise typer.Exit(mcp_main(args))
 
 

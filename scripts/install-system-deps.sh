@@ -2,7 +2,9 @@
 # Install the system tools the test suite needs, only when they are missing:
 #   jq (reads every line the bridge writes), OpenSSH server and client (the SSH
 #   transport is tested against a real sshd on 127.0.0.1), systemd-analyze
-#   (unit files are checked with it; systemd itself is never started), flock(1).
+#   (unit files are checked with it; systemd itself is never started), flock(1),
+#   tmux and unshare/ip (the interactive Claude Code channel test runs the CLI
+#   under tmux in its own network namespace).
 # Under CI=true a tool that cannot be installed is an error, never a skip.
 set -euo pipefail
 
@@ -13,6 +15,9 @@ declare -A pkg_for=(
   [ssh-keygen]=openssh-client
   [systemd-analyze]=systemd
   [flock]=util-linux
+  [tmux]=tmux
+  [unshare]=util-linux
+  [ip]=iproute2
 )
 
 have() {
