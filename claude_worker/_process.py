@@ -79,10 +79,17 @@ def mcp_config(settings: WorkerSettings, bridge_url: str) -> str:
     return orjson.dumps({"mcpServers": {"bridge": server}}).decode()
 
 
+BRIDGE_TOOLS = tuple(f"mcp__bridge__{tool}" for tool in (
+    "inbox", "show", "claim", "release", "reply", "done", "fail", "search", "status"))
+"""The bridge tools a run may use unattended: not ``send``, ``pause`` or ``resume`` —
+a request's text (from WhatsApp) must not be able to message other agents or stop the
+network through the worker. Add them to ``allowed_tools`` to allow them."""
+
+
 def build_argv(settings: WorkerSettings, *, mcp: str, resume: str | None,
                budget_left: float | None) -> list[str]:
     """The CLI's argv (no prompt, no secret: both go in otherwise)."""
-    allowed = ",".join(["mcp__bridge", *settings.allowed_tools])
+    allowed = ",".join([*BRIDGE_TOOLS, *settings.allowed_tools])
     argv = [settings.claude, "-p", "--output-format", "stream-json", "--verbose",
             "--max-turns", str(settings.max_turns),
             "--mcp-config", mcp, "--strict-mcp-config",

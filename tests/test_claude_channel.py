@@ -253,7 +253,8 @@ def test_a_bridge_that_is_down_is_a_line_on_stderr_and_followed_once_it_is_up(
         finally:
             later.close()
 
-    (init, down, sent, meta), _ = run_server(["--channel", "--url", str(missing)], script,
+    (init, down, sent, meta), _ = run_server(["--channel", "--url", str(missing), "--as",
+                                              "claude.test"], script,
                                              errlog=errlog)
     assert experimental(init) == {CAPABILITY: {}}
     assert down  # the tools say the bridge is missing, as without --channel

@@ -195,7 +195,7 @@ def test_an_unknown_hook_or_option_is_quiet(hook: Hook, kami: Bridge) -> None:
 def test_a_paused_bridge_is_one_line_of_context(hook: Hook, kami: Bridge) -> None:
     kami.pause("deploy window", by="owner")
     text = hook.context("session-start")
-    assert text == ("kami-bridge is paused: deploy window (no agent takes new work until "
+    assert text == ("kami-bridge is paused: \"deploy window\" (no agent takes new work until "
                     "`bridge resume`).")
 
 
@@ -257,3 +257,22 @@ def test_the_hooks_are_silent_in_the_headless_workers_runs(hook: Hook, kami: Bri
     hook.env["BRIDGE_CLAUDE_WORKER"] = "claude.worker"
     result = hook.run(event, {"session_id": SESSION})
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_a_backlog_is_told_in_parts_and_each_part_once(hook: Hook, kami: Bridge) -> None:
+    list(kami.send_many({"content": f"request {i} " + "x" * 200, "to": "claude"}
+                        for i in range(150)))
+    told: list[str] = []
+    for event in ["session-start"] + ["prompt"] * 5:
+        text = hook.context(event)
+        if text is None:
+            break
+        told += [line.split()[1] for line in text.splitlines() if line.startswith("- kami-")]
+    assert len(told) == 150 and len(set(told)) == 150
+    assert hook.context("prompt") is None
+
+
+def test_a_home_that_cannot_be_resolved_is_quiet(hook: Hook, kami: Bridge) -> None:
+    result = hook.run("session-start", {"session_id": SESSION}, "--url", "~nosuchuser/x")
+    assert result.returncode == 0 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

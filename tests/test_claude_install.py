@@ -111,3 +111,26 @@ def test_someone_elses_server_named_bridge_is_not_replaced(cli: CLI, tmp_path: P
 def test_a_missing_project_directory_is_an_error(cli: CLI, tmp_path: Path) -> None:
     result = cli.run("claude", "install", str(tmp_path / "nope"))
     assert result.returncode == 5 and "is not a directory" in result.stderr
+
+
+def test_hand_written_entries_and_symlinks_survive(cli: CLI, tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    (project / ".claude").mkdir(parents=True)
+    dotfiles = tmp_path / "dotfiles" / "settings.json"
+    dotfiles.parent.mkdir()
+    hand_written = {"type": "command",
+                    "command": "/usr/bin/bridge hook prompt --url ssh://vps/other --agent kaylee"}
+    theirs: dict[str, Any] = {"enabledMcpjsonServers": ["bridge"],
+                              "hooks": {"UserPromptSubmit": [{"hooks": [hand_written]}]}}
+    dotfiles.write_bytes(orjson.dumps(theirs))
+    (project / ".claude" / "settings.json").symlink_to(dotfiles)
+    cli.ok("claude", "install", str(project))
+    assert (project / ".claude" / "settings.json").is_symlink()
+    settings = load(dotfiles)
+    assert settings["hooks"]["UserPromptSubmit"][0] == theirs["hooks"]["UserPromptSubmit"][0]
+    assert len(settings["hooks"]["UserPromptSubmit"]) == 2
+    # Someone else's server named "bridge" replaces ours; uninstall then keeps its enable.
+    (project / ".mcp.json").write_bytes(orjson.dumps({"mcpServers": {"bridge": {
+        "type": "stdio", "command": "/opt/x/server"}}}))
+    cli.ok("claude", "install", str(project), "--uninstall")
+    assert load(dotfiles) == theirs

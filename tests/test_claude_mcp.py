@@ -238,3 +238,31 @@ def test_the_same_tools_over_ssh(sshd: SSHD, bridge_dir: Path, kami: Bridge,
         assert b.get(rid).state.status == "done"
         [answer] = [v for v in b.inbox("kami") if v.message.reply_to == rid]
         assert answer.message.metadata["on_behalf"] == "claude"
+
+
+def test_the_tools_act_only_on_the_agents_messages(bridge_dir: Path, kami: Bridge) -> None:
+    """A request's text may ask to finish another agent's work: the tools refuse."""
+    theirs = kami.send("deploy the site", to="kaylee").id
+
+    async def script(s: ClientSession) -> Any:
+        return [await call(s, tool, id=theirs, **extra) for tool, extra in (
+            ("claim", {}), ("reply", {"text": "done"}), ("done", {}),
+            ("fail", {"reason": "no"}), ("release", {}))]
+
+    results = run_server(["--url", str(bridge_dir), "--as", "claude.x"], script)
+    for is_error, text in results:
+        assert is_error and "addressed to kaylee, not claude" in text, text
+    with Bridge(bridge_dir, agent="x") as b:
+        assert b.get(theirs).state.status == "pending"
+
+
+def test_without_a_session_id_the_server_claims_as_its_own_name(bridge_dir: Path,
+                                                                 kami: Bridge) -> None:
+    rid = kami.send("x", to="claude").id
+
+    async def script(s: ClientSession) -> Any:
+        return await call(s, "claim", id=rid)
+
+    claimed = run_server(["--url", str(bridge_dir)], script)
+    who = claimed[1]["claimed_by"]
+    assert who.startswith("claude.p") and who != "claude"

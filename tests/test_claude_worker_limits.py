@@ -163,7 +163,13 @@ def test_the_cli_gets_only_what_it_needs(tmp_path: Path) -> None:
                        Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e)
         assert argv[:5] == [str(CLAUDE_BIN), "-p", "--output-format", "stream-json",
                             "--verbose"]
-        assert argv[argv.index("--allowedTools") + 1] == "mcp__bridge,Read,Grep"
+        allowed = argv[argv.index("--allowedTools") + 1].split(",")
+        assert allowed[-2:] == ["Read", "Grep"]
+        # The bridge's tools one by one: not send, pause or resume (a request's text
+        # must not be able to stop the network or message other agents unattended).
+        assert "mcp__bridge__reply" in allowed and "mcp__bridge__claim" in allowed
+        assert not {"mcp__bridge", "mcp__bridge__pause", "mcp__bridge__resume",
+                    "mcp__bridge__send"} & set(allowed)
         assert argv[argv.index("--permission-mode") + 1] == "default"
         assert "--strict-mcp-config" in argv and "--max-turns" in argv
         assert not any("dangerously" in a or "bypassPermissions" in a for a in argv)

@@ -34,7 +34,7 @@ import orjson
 from .._errors import BridgeError, BridgeUnavailable
 from .._pause import read_pause
 from .._url import parse_url
-from ._digest import MessageView, digest, provenance, wanted
+from ._digest import MessageView, digest_shown, plain, provenance, wanted
 from ._identity import session_identity
 from ._local_inbox import read_waiting
 from ._session_state import SessionState
@@ -124,6 +124,15 @@ def _open_for(b: _Local | _Connected, agent: str, identity: str, now: float
     return [v for v in b.waiting(agent, now) if wanted(v, identity, now)]
 
 
+def _announce(state: SessionState, open_views: Sequence[MessageView], shown: list[str]) -> None:
+    """Remember what was shown; forget ids no longer open (they cannot come back open)."""
+    still_open = {v.id for v in open_views}
+    state.announced = [i for i in state.announced if i in still_open]
+    known = set(state.announced)
+    state.announced.extend(i for i in shown if i not in known)
+    state.save()
+
+
 def _session_start(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> bytes | None:
     session = doc.get("session_id") if isinstance(doc.get("session_id"), str) else None
     identity = session_identity(agent, session)
@@ -131,7 +140,8 @@ def _session_start(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> b
     state.prune()
     paused = b.paused()
     now = time.time()
-    views = _open_for(b, agent, identity, now)
+    everything = _open_for(b, agent, identity, now)
+    views = everything
     if doc.get("source") == "resume":
         # The resumed conversation holds the earlier digests: tell only what is new.
         # (After "compact" the conversation is a summary: everything is told again.)
@@ -139,14 +149,14 @@ def _session_start(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> b
         views = [v for v in views if v.id not in known]
     lines: list[str] = []
     if paused is not None:
-        reason = f": {paused.reason}" if paused.reason else ""
+        reason = f": {orjson.dumps(paused.reason).decode()}" if paused.reason else ""
         lines.append(f"kami-bridge is paused{reason} (no agent takes new work until "
                      "`bridge resume`).")
     if views:
-        lines.append(digest(views, agent=agent, identity=identity, where=b.where, now=now))
-        known = set(state.announced)
-        state.announced.extend(v.id for v in views if v.id not in known)
-        state.save()
+        text, shown = digest_shown(views, agent=agent, identity=identity, where=b.where,
+                                   now=now)
+        lines.append(text)
+        _announce(state, everything, shown)
     return _context("SessionStart", "\n".join(lines)) if lines else None
 
 
@@ -156,13 +166,14 @@ def _prompt(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> bytes | 
     state = SessionState.load(session)
     known = set(state.announced)
     now = time.time()
-    new = [v for v in _open_for(b, agent, identity, now) if v.id not in known]
+    everything = _open_for(b, agent, identity, now)
+    new = [v for v in everything if v.id not in known]
     if not new:
         return None
-    state.announced.extend(v.id for v in new)
-    state.save()
-    return _context("UserPromptSubmit", digest(new, agent=agent, identity=identity,
-                                               where=b.where, heading="new", now=now))
+    text, shown = digest_shown(new, agent=agent, identity=identity, where=b.where,
+                               heading="new", now=now)
+    _announce(state, everything, shown)
+    return _context("UserPromptSubmit", text)
 
 
 def _stop(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> bytes | None:
@@ -177,23 +188,28 @@ def _stop(b: _Local | _Connected, doc: dict[str, Any], agent: str) -> bytes | No
     announced = set(state.announced)
     now = time.time()
     views = _open_for(b, agent, identity, now)
-    mine = [v for v in views if v.state.status == "claimed" and v.id not in nagged]
-    urgent = [v for v in views if v.state.status != "claimed" and v.state.priority == "high"
+    # A claim whose lease ran out is no longer the session's to answer.
+    claimed = {v.id for v in views if v.state.effective_status(now) == "claimed"}
+    mine = [v for v in views if v.id in claimed and v.id not in nagged]
+    urgent = [v for v in views if v.id not in claimed and v.state.priority == "high"
               and v.message.type == "request" and v.id not in announced
               and v.id not in nagged]
     if not mine and not urgent:
         return None
     parts: list[str] = []
     if mine:
-        parts.append("You claimed " + "; ".join(f"{v.id} (from {provenance(v)})" for v in mine)
+        parts.append("You claimed " + "; ".join(f"{plain(v.id)} (from {provenance(v)})"
+                                               for v in mine)
                      + " on kami-bridge and have not answered: answer with "
                      "mcp__bridge__reply, or hand it back with mcp__bridge__release.")
     if urgent:
         parts.append("A high-priority request arrived on kami-bridge: "
-                     + "; ".join(f"{v.id} (from {provenance(v)})" for v in urgent)
+                     + "; ".join(f"{plain(v.id)} (from {provenance(v)})" for v in urgent)
                      + ". Read it with mcp__bridge__show; claim it if you take it.")
+    still_open = {v.id for v in views}
+    state.nagged = [i for i in state.nagged if i in still_open]
     state.nagged.extend(v.id for v in mine + urgent)
-    state.announced.extend(v.id for v in urgent)
+    state.announced.extend(v.id for v in urgent if v.id not in announced)
     state.save()
     return orjson.dumps({"decision": "block", "reason": " ".join(parts)},
                         option=orjson.OPT_APPEND_NEWLINE)
@@ -214,22 +230,32 @@ def run_hook(event: str, argv: Sequence[str] = (), *, stdin: IO[bytes] | None = 
         # names its one request, and it claims as the worker, not as this session.
         return 0
     try:
+        _run(event, argv, stdin, stdout, stderr)
+    except Exception as exc:  # noqa: BLE001 - a hook must never break the session
+        print(f"bridge hook {event}: unexpected {type(exc).__name__}: {exc}", file=stderr)
+    return 0
+
+
+def _run(event: str, argv: Sequence[str], stdin: IO[bytes], stdout: IO[bytes],
+         stderr: IO[str]) -> None:
+    try:
         url, agent = _options(argv)
     except ValueError as exc:
         print(f"bridge hook: {exc}", file=stderr)
-        return 0
+        return
     if event not in EVENTS:
         print(f"bridge hook: unknown hook {event!r} (use {', '.join(EVENTS)})", file=stderr)
-        return 0
+        return
     doc = _read_input(stdin)
     if doc is None:
         print(f"bridge hook {event}: no JSON object on stdin; nothing to do", file=stderr)
-        return 0
+        return
     try:
         b = _open(url, agent)
-    except BridgeError as exc:
+    except (BridgeError, OSError, RuntimeError) as exc:
+        # RuntimeError: Path.home()/expanduser() without a resolvable home.
         print(f"bridge hook {event}: bridge unavailable: {exc}", file=stderr)
-        return 0
+        return
     try:
         if event == "session-start":
             output = _session_start(b, doc, agent)
@@ -239,10 +265,7 @@ def run_hook(event: str, argv: Sequence[str] = (), *, stdin: IO[bytes] | None = 
             output = _stop(b, doc, agent)
     except (BridgeError, OSError) as exc:
         print(f"bridge hook {event}: {exc}", file=stderr)
-        return 0
-    except Exception as exc:  # noqa: BLE001 - a hook must never break the session
-        print(f"bridge hook {event}: unexpected {type(exc).__name__}: {exc}", file=stderr)
-        return 0
+        return
     finally:
         b.close()
     if output:
@@ -251,7 +274,6 @@ def run_hook(event: str, argv: Sequence[str] = (), *, stdin: IO[bytes] | None = 
             stdout.flush()
         except OSError:
             pass
-    return 0
 
 
 def _options(argv: Sequence[str]) -> tuple[str | None, str]:

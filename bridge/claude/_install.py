@@ -20,7 +20,6 @@ not a JSON object is reported and left as it is.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +37,6 @@ PERMISSION = "mcp__bridge"
 HOOK_TIMEOUT_S = 10
 """Claude Code's own default is 60 s; a hook of ours answers in milliseconds or not at all."""
 
-_OUR_HOOK = re.compile(
-    r"(?:^|[\s/])(?:bridge|-m bridge\.claude) hook (?:session-start|prompt|stop)\b")
 
 
 @dataclass
@@ -103,6 +100,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _save(path: Path, doc: dict[str, Any]) -> None:
+    # Through a symlink (settings kept in a dotfiles repository), to the file it names.
+    path = path.resolve() if path.is_symlink() else path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         mode = path.stat().st_mode & 0o777
@@ -118,12 +117,23 @@ def _save(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _is_ours(hook: Any) -> bool:
-    return (isinstance(hook, dict) and isinstance(hook.get("command"), str)
-            and _OUR_HOOK.search(hook["command"]) is not None)
+def _is_ours(hook: Any, command: str) -> bool:
+    """A hook this command wrote: ``<command> hook <event>``, with any options.
+
+    Matched on the executable's exact path, so a ``bridge hook …`` entry the user
+    wrote by hand with another path (or another tool's) is never touched.
+    """
+    if not isinstance(hook, dict) or not isinstance(hook.get("command"), str):
+        return False
+    try:
+        words = shlex.split(hook["command"])
+    except ValueError:
+        return False
+    return (len(words) >= 3 and words[0] == command and words[1] == "hook"
+            and words[2] in HOOK_EVENTS.values())
 
 
-def _strip_hooks(settings: dict[str, Any]) -> list[str]:
+def _strip_hooks(settings: dict[str, Any], command: str) -> list[str]:
     """Remove our hook entries; the events they were removed from."""
     removed: list[str] = []
     hooks = settings.get("hooks")
@@ -136,8 +146,8 @@ def _strip_hooks(settings: dict[str, Any]) -> list[str]:
         kept = []
         for group in groups:
             inner = group.get("hooks") if isinstance(group, dict) else None
-            if isinstance(inner, list) and any(_is_ours(h) for h in inner):
-                rest = [h for h in inner if not _is_ours(h)]
+            if isinstance(inner, list) and any(_is_ours(h, command) for h in inner):
+                rest = [h for h in inner if not _is_ours(h, command)]
                 removed.append(event)
                 if rest:
                     kept.append({**group, "hooks": rest})
@@ -202,7 +212,7 @@ def install(plan: InstallPlan, *, uninstall: bool = False, allow_tools: bool = F
     before_settings = orjson.dumps(settings)
     before_mcp = orjson.dumps(mcp_doc)
     changes = [Change(plan.settings), Change(plan.mcp)]
-    removed = _strip_hooks(settings)
+    removed = _strip_hooks(settings, plan.command)
     servers = mcp_doc.get("mcpServers")
     if servers is not None and not isinstance(servers, dict):
         raise InvalidInput(f"'mcpServers' in {plan.mcp} is not an object; nothing was changed")
@@ -213,9 +223,12 @@ def install(plan: InstallPlan, *, uninstall: bool = False, allow_tools: bool = F
     if uninstall:
         if removed:
             changes[0].what.append(f"removed hooks {', '.join(sorted(set(removed)))}")
-        if _remove_from_list(settings, ("enabledMcpjsonServers",), SERVER_NAME):
+        ours = existing is not None and _server_is_ours(existing)
+        # The enable and permission entries name a server "bridge": remove them only
+        # with our server, never beside a server of the user's with that name.
+        if ours and _remove_from_list(settings, ("enabledMcpjsonServers",), SERVER_NAME):
             changes[0].what.append(f"removed {SERVER_NAME} from enabledMcpjsonServers")
-        if _remove_from_list(settings, ("permissions", "allow"), PERMISSION):
+        if ours and _remove_from_list(settings, ("permissions", "allow"), PERMISSION):
             changes[0].what.append(f"removed permission {PERMISSION}")
         if servers is not None and existing is not None and _server_is_ours(existing):
             del servers[SERVER_NAME]

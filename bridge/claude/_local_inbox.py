@@ -11,10 +11,9 @@ library's, so the states it reports are the library's states. A line in another
 spelling (spaces after the colons, as ``jq`` writes, or another key order) is
 never skipped, only decoded.
 
-One divergence is accepted: a message id repeated by a writer, first to another
-agent and then to this one, counts for this one here (the fold says the first
-counts). The hooks only announce; a claim goes through the library, which
-refuses it.
+A message id that occurs twice (a writer's bug, or a hand-made line) is left to
+the library: the first time the fast read meets one, it starts again with the
+library's full fold of the file, which decides which line counts.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import NamedTuple
 
 from .._fold import Fold, MessageState
 from .._records import Entry, Message, check_record, decode_line
-from .._scan import Skipped, iter_chunks
+from .._scan import Skipped, iter_chunks, read_line_at
 
 __all__ = ["Waiting", "read_waiting"]
 
@@ -53,43 +52,71 @@ def read_waiting(directory: Path, agent: str, now: float) -> list[Waiting]:
         fd = os.open(directory / LOG_NAME, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return []
+    try:
+        size = os.fstat(fd).st_size
+        found = _filtered(fd, size, agent, now)
+        return found if found is not None else _full(fd, size, agent, now)
+    finally:
+        os.close(fd)
+
+
+def _filtered(fd: int, size: int, agent: str, now: float) -> list[Waiting] | None:
+    """The fast read; None when the file holds something only the full fold decides."""
     fold = Fold()
     records: dict[str, Message] = {}
     skipped: set[bytes] = set()
     mine = agent.encode() + b'"'
     msg_id, status_id = len(_MSG), len(_STATUS)
-    try:
-        size = os.fstat(fd).st_size
-        for base, lines in iter_chunks(fd, 0, size):
-            nxt = base
-            for line in lines:
-                off = nxt
-                if line.__class__ is Skipped:  # type: ignore[comparison-overlap]
-                    nxt = off + int(line) + 1
-                    continue
-                nxt = off + len(line) + 1
-                # The loop runs once per line of the file: C string methods only, inline.
-                if line.startswith(_MSG):
-                    to_at = line.find(_TO)
-                    if to_at > 0 and not line.startswith(mine, to_at + 6):
-                        brace, bracket = line.find(b"{", 1), line.find(b"[")
-                        # `to` at the top level: no object or array opened before it
-                        # (metadata written first would be one).
-                        if (brace < 0 or brace > to_at) and (bracket < 0 or bracket > to_at):
-                            skipped.add(line[msg_id:line.find(b'"', msg_id)])
-                            continue
-                elif line.startswith(_STATUS):
-                    ref_at = line.find(_REF, status_id)
-                    if ref_at > 0:
-                        start = ref_at + 7
-                        if line[start:line.find(b'"', start)] in skipped:
-                            continue
-                rec = decode_line(line)
-                if isinstance(rec, str) or check_record(rec) is not None:
-                    continue  # a bad line: the library reports those, a hook skips them
-                fold.apply(Entry(off, nxt, rec))
-                if rec.get("t", "msg") == "msg" and rec["id"] not in records:
-                    records[rec["id"]] = Message.from_record(rec)
-    finally:
-        os.close(fd)
+    for base, lines in iter_chunks(fd, 0, size):
+        nxt = base
+        for line in lines:
+            off = nxt
+            if line.__class__ is Skipped:  # type: ignore[comparison-overlap]
+                nxt = off + int(line) + 1
+                continue
+            nxt = off + len(line) + 1
+            # The loop runs once per line of the file: C string methods only, inline.
+            if line.startswith(_MSG):
+                to_at = line.find(_TO)
+                if to_at > 0 and not line.startswith(mine, to_at + 6):
+                    brace, bracket = line.find(b"{", 1), line.find(b"[")
+                    value_end = line.find(b'"', to_at + 6)
+                    # `to` at the top level (no object or array opened before it: metadata
+                    # written first would be one), once, and without escapes in its value.
+                    if ((brace < 0 or brace > to_at) and (bracket < 0 or bracket > to_at)
+                            and value_end > 0 and b"\\" not in line[to_at + 6:value_end]
+                            and line.find(_TO, value_end) < 0):
+                        mid = line[msg_id:line.find(b'"', msg_id)]
+                        if mid.decode(errors="replace") in records:
+                            return None  # a repeated id: the full fold says which counts
+                        skipped.add(mid)
+                        continue
+            elif line.startswith(_STATUS):
+                ref_at = line.find(_REF, status_id)
+                brace = line.find(b"{", 1)
+                if ref_at > 0 and (brace < 0 or brace > ref_at):
+                    start = ref_at + 7
+                    if line[start:line.find(b'"', start)] in skipped:
+                        continue
+            rec = decode_line(line)
+            if isinstance(rec, str) or check_record(rec) is not None:
+                continue  # a bad line: the library reports those, a hook skips them
+            kind = rec.get("t")
+            if kind is None or kind == "msg":
+                if rec["id"].encode() in skipped:
+                    return None
+                records.setdefault(rec["id"], Message.from_record(rec))
+            fold.apply(Entry(off, nxt, rec))
     return [Waiting(records[s.id], s) for s in fold.inbox(agent, now) if s.id in records]
+
+
+def _full(fd: int, size: int, agent: str, now: float) -> list[Waiting]:
+    """The library's own fold of the whole file (what Bridge.inbox reads)."""
+    fold = Fold()
+    fold.feed_fd(fd, 0, size)
+    out = []
+    for state in fold.inbox(agent, now):
+        rec = decode_line(read_line_at(fd, state.offset, state.end))
+        if isinstance(rec, dict):
+            out.append(Waiting(Message.from_record(rec), state))
+    return out

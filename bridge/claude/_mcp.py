@@ -151,19 +151,34 @@ class BridgeTools:
         out["thread"] = [_compact(v, now) for v in hist.thread if v.id != hist.view.id]
         return out
 
+    def _ours(self, b: AnyBridge, ref: str) -> str:
+        """``ref`` if this session may act on it: addressed to its agent, or its own claim.
+
+        A request's text may ask the model to finish, fail or answer some other
+        agent's work; the tools refuse that whatever the model was told.
+        """
+        state = b.get(ref).state
+        if not state.addressed_to(self.agent) and state.claimed_by != self.identity:
+            to = state.to or "every agent"
+            raise InvalidInput(f"{ref} is addressed to {to}, not {self.agent}: this session "
+                               f"acts only on {self.agent}'s messages")
+        return ref
+
     def claim(self, id: str) -> dict[str, Any]:
         with self.bridge() as b:
-            view = b.claim(_ref(id), lease=self.lease, sender=self.identity)
+            view = b.claim(self._ours(b, _ref(id)), lease=self.lease, sender=self.identity)
         return _full(view, time.time())
 
     def release(self, id: str) -> dict[str, Any]:
         with self.bridge() as b:
-            b.release(_ref(id), sender=self.identity, reason="released by Claude Code")
+            b.release(self._ours(b, _ref(id)), sender=self.identity,
+                      reason="released by Claude Code")
         return {"id": id, "status": "pending"}
 
     def reply(self, id: str, text: str) -> dict[str, Any]:
         with self.bridge() as b:
-            result = b.reply(_ref(id), _text(text), sender=self.identity, metadata=self._meta())
+            result = b.reply(self._ours(b, _ref(id)), _text(text), sender=self.identity,
+                             metadata=self._meta())
         return {"id": result.id, "reply_to": id, "status": "done"}
 
     def send(self, to: str, text: str, priority: str = "normal",
@@ -176,12 +191,12 @@ class BridgeTools:
 
     def done(self, id: str) -> dict[str, Any]:
         with self.bridge() as b:
-            b.done(_ref(id), sender=self.identity)
+            b.done(self._ours(b, _ref(id)), sender=self.identity)
         return {"id": id, "status": "done"}
 
     def fail(self, id: str, reason: str) -> dict[str, Any]:
         with self.bridge() as b:
-            b.fail(_ref(id), _text(reason, "reason"), sender=self.identity)
+            b.fail(self._ours(b, _ref(id)), _text(reason, "reason"), sender=self.identity)
         return {"id": id, "status": "failed"}
 
     def search(self, query: str, limit: int = 20) -> dict[str, Any]:
@@ -331,6 +346,20 @@ def build_server(tools: BridgeTools, channel: Channel | None = None) -> Any:
     return server
 
 
+def _default_identity(agent: str) -> str:
+    """``agent.<session>``; without a session id, a name of this process's own.
+
+    Never the bare agent name: two sessions claiming as ``claude`` would each take the
+    other's claims for their own (a claim by the same name only extends it).
+    """
+    session = os.environ.get("CLAUDE_CODE_SESSION_ID")
+    if session:
+        return session_identity(agent, session)
+    print(f"bridge mcp: no CLAUDE_CODE_SESSION_ID; claiming as {agent}.p{os.getpid()} "
+          "(the Stop hook cannot tell this session's claims apart)", file=sys.stderr)
+    return session_identity(agent, f"p{os.getpid()}")
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bridge mcp", description="The bridge as a stdio "
                                      "MCP server for Claude Code.")
@@ -353,8 +382,7 @@ def main(argv: Sequence[str]) -> int:
         return int(exc.code or 0)
     try:
         lease = parse_duration(args.lease)
-        identity = args.identity or session_identity(args.agent,
-                                                     os.environ.get("CLAUDE_CODE_SESSION_ID"))
+        identity = args.identity or _default_identity(args.agent)
         tools = BridgeTools(args.url or os.environ.get("BRIDGE_URL") or None, args.agent,
                             identity, lease)
     except (BridgeError, ValueError) as exc:

@@ -18,8 +18,9 @@ import orjson
 
 __all__ = ["SessionState", "state_directory"]
 
-KEEP_IDS = 1000
-"""Ids remembered per session (the newest); an older one would only be announced again."""
+KEEP_IDS = 20_000
+"""A bound on the ids remembered per session. The hooks keep only ids still open, so
+this is reached only by a backlog that large; past it the oldest are announced again."""
 
 STALE_AFTER = 14 * 86400.0
 """Session files untouched this long are removed when a new session starts."""
@@ -83,8 +84,10 @@ class SessionState:
         except OSError:
             return
         for entry in entries:
+            if entry.name == self.path.name:
+                continue  # this session's own record, however old (a resumed session)
             try:
-                if entry.name.endswith(".json") and entry.stat().st_mtime < cutoff:
+                if entry.name.endswith((".json", ".tmp")) and entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
             except OSError:
                 continue
