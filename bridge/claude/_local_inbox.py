@@ -19,6 +19,7 @@ library's full fold of the file, which decides which line counts.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,6 +33,8 @@ LOG_NAME = "messages.jsonl"  # bridge._bridge.LOG_NAME, without importing the wr
 _MSG = b'{"v":1,"t":"msg","id":"'
 _STATUS = b'{"v":1,"t":"status","id":"'
 _TO = b'"to":"'
+_CANONICAL = re.compile(rb'\{"v":1,"t":"msg","id":"([^"\\]*)","ts":"[^"\\]*","from":"[^"\\]*",'
+                        rb'"to":"([^"\\]*)"')
 _REF = b'"ref":"'
 
 
@@ -65,8 +68,10 @@ def _filtered(fd: int, size: int, agent: str, now: float) -> list[Waiting] | Non
     fold = Fold()
     records: dict[str, Message] = {}
     skipped: set[bytes] = set()
-    mine = agent.encode() + b'"'
-    msg_id, status_id = len(_MSG), len(_STATUS)
+    decoded: set[bytes] = set()  # ids of the messages read in full (as bytes: no decode)
+    mine = agent.encode()
+    canonical = _CANONICAL.match
+    status_id = len(_STATUS)
     for base, lines in iter_chunks(fd, 0, size):
         nxt = base
         for line in lines:
@@ -77,24 +82,18 @@ def _filtered(fd: int, size: int, agent: str, now: float) -> list[Waiting] | Non
             nxt = off + len(line) + 1
             # The loop runs once per line of the file: C string methods only, inline.
             if line.startswith(_MSG):
-                to_at = line.find(_TO)
-                if to_at > 0 and not line.startswith(mine, to_at + 6):
-                    brace, bracket = line.find(b"{", 1), line.find(b"[")
-                    value_end = line.find(b'"', to_at + 6)
-                    # `to` at the top level (no object or array opened before it: metadata
-                    # written first would be one), once, and without escapes in its value.
-                    if ((brace < 0 or brace > to_at) and (bracket < 0 or bracket > to_at)
-                            and value_end > 0 and b"\\" not in line[to_at + 6:value_end]
-                            and line.find(_TO, value_end) < 0):
-                        mid = line[msg_id:line.find(b'"', msg_id)]
-                        if mid.decode(errors="replace") in records:
-                            return None  # a repeated id: the full fold says which counts
-                        skipped.add(mid)
-                        continue
+                # Our writers' prefix, matched in one call: a top-level `to` (no object or
+                # array before it), its value without escapes, and no second `to` after.
+                m = canonical(line)
+                if m is not None and m.group(2) != mine and line.find(_TO, m.end()) < 0:
+                    mid = m.group(1)
+                    if mid in decoded:
+                        return None  # a repeated id: the full fold says which counts
+                    skipped.add(mid)
+                    continue
             elif line.startswith(_STATUS):
                 ref_at = line.find(_REF, status_id)
-                brace = line.find(b"{", 1)
-                if ref_at > 0 and (brace < 0 or brace > ref_at):
+                if ref_at > 0 and line.find(b"{", 1, ref_at) < 0:
                     start = ref_at + 7
                     if line[start:line.find(b'"', start)] in skipped:
                         continue
@@ -103,9 +102,12 @@ def _filtered(fd: int, size: int, agent: str, now: float) -> list[Waiting] | Non
                 continue  # a bad line: the library reports those, a hook skips them
             kind = rec.get("t")
             if kind is None or kind == "msg":
-                if rec["id"].encode() in skipped:
+                raw_id = rec["id"].encode()
+                if raw_id in skipped:
                     return None
-                records.setdefault(rec["id"], Message.from_record(rec))
+                decoded.add(raw_id)
+                if rec["id"] not in records:
+                    records[rec["id"]] = Message.from_record(rec)
             fold.apply(Entry(off, nxt, rec))
     return [Waiting(records[s.id], s) for s in fold.inbox(agent, now) if s.id in records]
 
