@@ -140,8 +140,23 @@ def _short_time(ts: str | None) -> str:
         return ts
 
 
+# C0 controls but tab and newline, DEL, and C1 controls (0x9b is CSI on its own).
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+            if c not in (0x09, 0x0A)}
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters shown as ``\\xHH``.
+
+    Message text comes from WhatsApp senders and remote agents: an escape sequence
+    in it must not recolour, clear or retitle the terminal of whoever reads the
+    bridge. (``--json`` output escapes them as JSON does.)
+    """
+    return text.translate(_CONTROL)
+
+
 def _one_line(text: str, limit: int | None) -> str:
-    flat = text.replace("\r\n", "\n").replace("\n", " ⏎ ")
+    flat = visible(text.replace("\r\n", "\n").replace("\n", " ⏎ "))
     if limit is not None and len(flat) > limit:
         return flat[: max(limit - 1, 0)] + "…"
     return flat
@@ -152,19 +167,19 @@ def render_record(rec: dict[str, Any], width: int | None) -> Text:
     kind = rec.get("t") or "msg"
     line = Text(_short_time(rec.get("ts")), style="dim")
     line.append("  ")
-    sender = str(rec.get("from", "?"))
+    sender = visible(str(rec.get("from", "?")))
     if kind == "msg":
         to = rec.get("to") or "*"
         line.append(sender, style="bold")
         line.append(" → ")
-        line.append(str(to), style="bold")
-        line.append(f"  {rec.get('type', '?')}", style="blue")
+        line.append(visible(str(to)), style="bold")
+        line.append(f"  {visible(str(rec.get('type', '?')))}", style="blue")
         prio = (rec.get("metadata") or {}).get("priority")
         if prio == "high":
             line.append(" !", style="bold red")
-        line.append(f"  {rec.get('id')}", style="dim")
+        line.append(f"  {visible(str(rec.get('id')))}", style="dim")
         if rec.get("reply_to"):
-            line.append(f" ↩ {rec['reply_to']}", style="dim")
+            line.append(f" ↩ {visible(str(rec['reply_to']))}", style="dim")
         line.append("  ")
         used = len(line.plain)
         line.append(_one_line(str(rec.get("content", "")), None if width is None
@@ -172,23 +187,24 @@ def render_record(rec: dict[str, Any], width: int | None) -> Text:
     elif kind == "status":
         status = str(rec.get("status"))
         line.append(sender, style="bold")
-        line.append(f"  {_STATUS_MARK.get(status, '•')} {status}",
+        line.append(f"  {_STATUS_MARK.get(status, '•')} {visible(status)}",
                     style=_STATUS_STYLE.get(status, ""))
-        line.append(f"  {rec.get('ref')}", style="dim")
+        line.append(f"  {visible(str(rec.get('ref')))}", style="dim")
         if rec.get("lease_until"):
             line.append(f"  lease until {_short_time(rec['lease_until'])}", style="dim")
         if rec.get("reason"):
             line.append(f"  {_one_line(str(rec['reason']), None)}")
     elif kind == "event":
         line.append(sender, style="bold")
-        line.append(f"  ◆ {rec.get('event')}", style="magenta")
+        line.append(f"  ◆ {visible(str(rec.get('event')))}", style="magenta")
         extra = {k: v for k, v in rec.items()
                  if k not in ("v", "t", "id", "ts", "from", "event")}
         if extra:
-            line.append("  " + " ".join(f"{k}={v}" for k, v in extra.items()), style="dim")
+            line.append("  " + visible(" ".join(f"{k}={v}" for k, v in extra.items())),
+                        style="dim")
     else:
         line.append(sender, style="bold")
-        line.append(f"  ({kind})", style="dim")
+        line.append(f"  ({visible(str(kind))})", style="dim")
         if kind == "repair":
             line.append(f"  terminated a {rec.get('bytes')}-byte fragment at offset "
                         f"{rec.get('offset')}", style="yellow")
@@ -435,7 +451,8 @@ def _print_rows(console: Console, views: list[lib.MessageView], now: float) -> N
     labels = []
     for v in views:
         eff = v.state.effective_status(now)
-        labels.append((eff, eff if eff != "claimed" else f"claimed:{v.state.claimed_by}"))
+        labels.append((eff, eff if eff != "claimed" else
+                       f"claimed:{visible(str(v.state.claimed_by))}"))
     id_w = max(len(v.id) for v in views)
     from_w = max(4, *(len(v.message.sender) for v in views))
     type_w = max(len(v.message.type) for v in views)
@@ -444,7 +461,8 @@ def _print_rows(console: Console, views: list[lib.MessageView], now: float) -> N
     console.print(Text(f"{'id':<{id_w}}  {'from':<{from_w}}  {'type':<{type_w}}  "
                        f"{'status':<{st_w}}  {'age':>5}  content", style="bold"))
     for v, (eff, label) in zip(views, labels, strict=True):
-        row = Text(f"{v.id:<{id_w}}  {v.message.sender:<{from_w}}  {v.message.type:<{type_w}}  ")
+        row = Text(f"{visible(v.id):<{id_w}}  {visible(v.message.sender):<{from_w}}  "
+                   f"{visible(v.message.type):<{type_w}}  ")
         row.append(f"{label:<{st_w}}", style=_STATUS_STYLE.get(eff, ""))
         row.append(f"  {_age(v.message.ts, now):>5}  ")
         if v.state.priority == "high":
@@ -471,29 +489,30 @@ def show(
     console = out()
     m, st = hist.view.message, hist.view.state
     eff = st.effective_status(now)
-    console.print(Text(m.id, style="bold"))
+    console.print(Text(visible(m.id), style="bold"))
     if hist.archive is not None:
         console.print(Text(f"archived in {hist.archive.parent.name}/{hist.archive.name}",
                            style="dim"))
-    rows = [("from", m.sender), ("to", m.to or "* (any agent but the sender)"),
-            ("type", m.type), ("priority", st.priority),
+    rows = [("from", visible(m.sender)), ("to", visible(m.to or "* (any agent but the sender)")),
+            ("type", visible(m.type)), ("priority", st.priority),
             ("sent", f"{_short_time(m.ts)} ({_age(m.ts, now)} ago)")]
     if m.reply_to:
-        rows.append(("reply to", m.reply_to))
+        rows.append(("reply to", visible(m.reply_to)))
     if m.expires:
         rows.append(("expires", _short_time(m.expires)))
     for key, value in m.metadata.items():
         if key != "priority":
-            rows.append((f"meta.{key}", str(value)))
+            rows.append((f"meta.{visible(key)}", visible(str(value))))
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim")
     grid.add_column()
     for key, value in rows:
-        grid.add_row(key, value)
+        grid.add_row(Text(key), Text(value))
     grid.add_row("status", Text(eff, style=_STATUS_STYLE.get(eff, "")))
     console.print(grid)
     console.print()
-    console.print(m.content)
+    # A Text, not a str: rich would read "[bold]" in a message as its markup.
+    console.print(Text(visible(m.content)))
     console.print()
     if hist.changes:
         console.print(Text("history", style="bold"))

@@ -22,6 +22,7 @@ from cli import (
     out,
     print_json,
     state,
+    visible,
 )
 
 # -- agent operations ----------------------------------------------------------------------
@@ -66,8 +67,8 @@ def health(
             row = Text(f"{r.state:9}", style=_STATE_STYLE.get(r.state, ""))
             row.append(f" {r.url}")
             if r.agent:
-                row.append(f"  {r.agent} {r.version or ''}", style="dim")
-            row.append(f"  {r.detail}")
+                row.append(visible(f"  {r.agent} {r.version or ''}"), style="dim")
+            row.append(visible(f"  {r.detail}"))
             console.print(row)
     return 1 if any(r.state in ("down", "degraded") for r in results) else 0
 
@@ -111,12 +112,12 @@ def logs(
                 lvl = str(line.get("level"))
                 row.append(f"  {lvl:7}", style={"error": "red", "critical": "bold red",
                                                  "warning": "yellow"}.get(lvl, ""))
-                row.append(f"  {line.get('agent')}  ")
-                row.append(str(line.get("event")), style="bold")
+                row.append(visible(f"  {line.get('agent')}  "))
+                row.append(visible(str(line.get("event"))), style="bold")
                 rest = {k: v for k, v in line.items()
                         if k not in ("ts", "level", "agent", "event", "traceback")}
                 if rest:
-                    row.append("  " + " ".join(f"{k}={v}" for k, v in rest.items()))
+                    row.append(visible("  " + " ".join(f"{k}={v}" for k, v in rest.items())))
                 console.print(row)
         finally:
             if stream is None:
