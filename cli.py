@@ -579,8 +579,15 @@ def pause(
 ) -> None:
     """Create the PAUSE file: every agent stops taking work until resume."""
     b = open_bridge(agent=by)
+    before = b.paused()
     info = b.pause(reason)
-    err().print(f"⏸ paused by {info.by}" + (f": {escape(reason)}" if reason else ""))
+    why = f": {escape(visible(info.reason))}" if info.reason else ""
+    if before is not None:
+        # The first pause stands: saying "paused" with the new reason would be a lie.
+        err().print(f"⏸ already paused by {escape(visible(str(info.by)))} since "
+                    f"{_short_time(info.since)}{why} (unchanged)")
+        return
+    err().print(f"⏸ paused by {escape(visible(str(info.by)))}{why}")
 
 
 @app.command()

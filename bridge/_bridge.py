@@ -732,8 +732,15 @@ class Bridge(StatusShortcuts):
         return os.path.lexists(self.directory / "PAUSE")
 
     def pause(self, reason: str | None = None, *, by: str | None = None) -> PauseInfo:
-        """Create PAUSE (who and why), then note it in the log; the file is what agents obey."""
+        """Create PAUSE (who and why), then note it in the log; the file is what agents obey.
+
+        Already paused: the first pause stands (who paused, why and since when are
+        what the person who will resume needs) and is returned unchanged.
+        """
         who = self._name(by, "name")
+        current = read_pause(self.directory)
+        if current is not None:
+            return current
         info = write_pause(self.directory, self.perms, by=who, reason=reason)
         self._audit("pause", by=who, reason=reason)
         return info

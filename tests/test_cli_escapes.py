@@ -62,3 +62,4 @@ def test_agent_logs_are_escaped(cli: CLI, tmp_path: Path) -> None:
                                   "text": "hi\x1b[2J"}) + b"\n")
     out = cli.ok("logs", str(log))
     assert "hi\\x1b[2J" in out and not RAW_CONTROL.search(out)
+
