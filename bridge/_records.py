@@ -170,8 +170,23 @@ def decode_line(line: bytes) -> dict[str, Any] | str:
         msg = str(exc).split(":", 1)[0]
         return f"not JSON ({msg})"
     if not isinstance(obj, dict):
-        return f"not a JSON object (a {type(obj).__name__})"
+        return f"not a JSON object ({json_kind(obj)})"
     return obj
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (``an array``, ``null``), not Python's."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object" if isinstance(value, dict) else "not JSON"
 
 
 def _is_ts(value: Any) -> bool:

@@ -37,6 +37,7 @@ from ._errors import (
     RemoteError,
     RemoteUnsupported,
 )
+from ._records import json_kind
 from ._ssh import SSHTarget, exec_channel, open_client
 from ._wire import (
     BANNER_EVENT,
@@ -344,7 +345,7 @@ class Session:
             raise ProtocolError(f"{host} sent a line that is not JSON "
                                 f"({bytes(line[:40])!r}...); connection reset") from None
         if not isinstance(msg, dict):
-            raise ProtocolError(f"{host} sent {type(msg).__name__} instead of a JSON object; "
+            raise ProtocolError(f"{host} sent {json_kind(msg)} instead of a JSON object; "
                                 "connection reset")
         if not self._banner_seen.is_set():
             if msg.get("ev") != BANNER_EVENT or msg.get("protocol") != PROTOCOL_NAME:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..._records import json_kind
 from ._errors import MalformedNotification
 
 __all__ = [
@@ -232,7 +233,7 @@ def parse_notification(body: Any) -> Notification:
     """
     if not isinstance(body, dict):
         raise MalformedNotification(f"a notification must be a JSON object, not "
-                                    f"{type(body).__name__}")
+                                    f"{json_kind(body)}")
     kind = body.get("typeWebhook")
     if not isinstance(kind, str) or not kind:
         raise MalformedNotification("notification without 'typeWebhook'")
