@@ -303,6 +303,9 @@ def send(
                                         "stdin line; print one id per line.")] = False,
 ) -> None:
     """Append a message and print its id."""
+    if sender is not None and not sender.strip():
+        raise lib.InvalidInput("--from is empty (give an agent name, or leave it out for "
+                               "$BRIDGE_AGENT)")
     b = open_bridge(agent=sender)
     if batch:
         if text not in (None, "-"):
@@ -313,8 +316,14 @@ def send(
         raise lib.InvalidInput("missing TEXT (give the message, or - to read stdin)")
     _check_choice(type_, MESSAGE_TYPES, "--type")
     _check_choice(priority, PRIORITIES, "--priority")
+    content = read_text_arg(text)
+    if not content.strip():
+        raise lib.InvalidInput("the message is empty (nothing but whitespace); nothing was "
+                               "sent")
+    if reply_to is not None:
+        b.get(reply_to)  # NotFound (exit 3) for an id that is neither live nor archived
     result = b.send(
-        read_text_arg(text), to=to, type=type_, reply_to=reply_to, priority=priority,
+        content, to=to, type=type_, reply_to=reply_to, priority=priority,
         metadata=lib.parse_meta(meta or []), idempotency_key=idempotency_key,
         expires_in=lib.parse_duration(expires) if expires else None,
     )

@@ -24,13 +24,14 @@ def test_send_prints_an_id_and_tail_shows_it(cli: CLI) -> None:
 
 
 def test_send_options_land_in_the_record(cli: CLI) -> None:
+    asked = cli.ok("send", "deploy?", "--to", "claude").strip()  # --reply-to must exist
     mid = cli.ok("send", "deploy", "--to", "kaylee", "--type", "notification",
                  "--priority", "high", "--meta", "whatsapp_sender=972501234567@c.us",
-                 "--meta", "attempt=2", "--expires", "10m", "--reply-to", "kami-1").strip()
+                 "--meta", "attempt=2", "--expires", "10m", "--reply-to", asked).strip()
     rec = orjson.loads(cli.ok("tail", "-n", "1", "--json"))
     assert rec["id"] == mid
     assert rec["type"] == "notification"
-    assert rec["reply_to"] == "kami-1"
+    assert rec["reply_to"] == asked
     assert rec["metadata"] == {"whatsapp_sender": "972501234567@c.us", "attempt": 2,
                                "priority": "high"}
     assert rec["expires"] > rec["ts"]
