@@ -102,6 +102,9 @@ def open_bridge(*, agent: str | None = None, create: bool = True,
             lock_timeout=CLI_LOCK_TIMEOUT,
         )
     state.bridges.append(b)
+    if getattr(b, "created", False):
+        # A typo in --dir or $BRIDGE_DIR would otherwise make a bridge nobody reads.
+        err().print(Text(f"note: created a new bridge at {b.directory}", style="yellow"))
     return b
 
 
@@ -303,14 +306,14 @@ def send(
                                         "stdin line; print one id per line.")] = False,
 ) -> None:
     """Append a message and print its id."""
+    # Every check before the bridge is opened: opening may create the directory.
     if sender is not None and not sender.strip():
         raise lib.InvalidInput("--from is empty (give an agent name, or leave it out for "
                                "$BRIDGE_AGENT)")
-    b = open_bridge(agent=sender)
     if batch:
         if text not in (None, "-"):
             raise lib.InvalidInput("--batch reads stdin; give no TEXT (or -)")
-        _send_batch(b)
+        _send_batch(open_bridge(agent=sender))
         return
     if text is None:
         raise lib.InvalidInput("missing TEXT (give the message, or - to read stdin)")
@@ -320,12 +323,14 @@ def send(
     if not content.strip():
         raise lib.InvalidInput("the message is empty (nothing but whitespace); nothing was "
                                "sent")
+    metadata = lib.parse_meta(meta or [])
+    expires_in = lib.parse_duration(expires) if expires else None
+    b = open_bridge(agent=sender)
     if reply_to is not None:
         b.get(reply_to)  # NotFound (exit 3) for an id that is neither live nor archived
     result = b.send(
         content, to=to, type=type_, reply_to=reply_to, priority=priority,
-        metadata=lib.parse_meta(meta or []), idempotency_key=idempotency_key,
-        expires_in=lib.parse_duration(expires) if expires else None,
+        metadata=metadata, idempotency_key=idempotency_key, expires_in=expires_in,
     )
     print(result.id)
 

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 
 from ._cursor import CursorStore
-from ._errors import BridgeUnavailable, InvalidInput, NotFound, RecordTooLarge, StateConflict
+from ._errors import (
+    BridgeIOError,
+    BridgeUnavailable,
+    InvalidInput,
+    NotFound,
+    RecordTooLarge,
+    StateConflict,
+)
 from ._fold import Fold, MessageState
 from ._fs import Perms, check_filesystem
 from ._ids import new_id, ulid, validate_agent_name
@@ -187,7 +194,13 @@ class Bridge(StatusShortcuts):
         self.agent = validate_agent_name(agent)
         self.max_record_bytes = max_record_bytes
         self.perms = Perms.for_group(group)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise BridgeUnavailable(f"{self.directory} is a file, not a bridge directory "
+                                    "(check --dir / $BRIDGE_DIR)")
+        self.created = False
+        """Whether this opening made the directory (a typo in $BRIDGE_DIR makes a new one)."""
         if create:
+            self.created = not self.directory.exists()
             self.perms.make_dir(self.directory)
         elif not self.directory.is_dir():
             raise BridgeUnavailable(
@@ -196,6 +209,10 @@ class Bridge(StatusShortcuts):
             )
         self.filesystem = check_filesystem(self.directory) if check_fs else None
         self.log_path = self.directory / LOG_NAME
+        if self.log_path.is_dir():
+            # The writer's own wording and code (exit 7), for readers too, with the path.
+            raise BridgeIOError(f"cannot open {self.log_path}: it is a directory, not the "
+                                "bridge's log file (move it away)")
         self.lock = BridgeLock(self.directory / LOCK_NAME, self.perms, lock_timeout)
         self.writer = LogWriter(self.log_path, self.lock, self.perms, agent=self.agent,
                                 durability=durability)
