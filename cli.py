@@ -708,7 +708,11 @@ def stats(as_json: JsonOption = False) -> None:
     for key in ("kinds", "senders", "types", "statuses"):
         grid.add_row(key, ", ".join(f"{k} {v:,}" for k, v in data[key].items()) or "-")
     if data.get("oldest_open"):
-        grid.add_row("oldest open", f"{data['oldest_open']} ({data['oldest_open_age']})")
+        age = data.get("oldest_open_age_s")
+        # A host with an older toolkit sends the age as text (oldest_open_age).
+        shown = human_duration(age) if isinstance(age, int | float) else data.get(
+            "oldest_open_age", "?")
+        grid.add_row("oldest open", f"{visible(str(data['oldest_open']))} ({shown})")
     console.print(grid)
 
 

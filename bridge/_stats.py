@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._fold import Fold
 from ._records import Entry
 from ._scan import scan
-from ._time import human_duration, parse_ts
+from ._time import parse_ts
 
 if TYPE_CHECKING:
     from ._bridge import Bridge
@@ -26,6 +26,9 @@ def compute_stats(bridge: Bridge) -> dict[str, Any]:
     fold = Fold()
     lines = bad = 0
     first: str | None = None
+    last: str | None = None
+    first_at: float | None = None
+    last_at: float | None = None
     size = 0
     try:
         fd = os.open(bridge.log_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -45,8 +48,15 @@ def compute_stats(bridge: Bridge) -> dict[str, Any]:
                 senders[str(rec.get("from", "?"))] += 1
                 if kind == "msg":
                     types[rec["type"]] += 1
-                if first is None and "ts" in rec:
-                    first = rec["ts"]
+                if "ts" in rec:
+                    # The earliest and latest by time, not by position: after a rotation
+                    # the live file starts with a fresh epoch header before older records.
+                    when = _when(rec["ts"])
+                    if when is not None:
+                        if first_at is None or when < first_at:
+                            first, first_at = rec["ts"], when
+                        if last_at is None or when > last_at:
+                            last, last_at = rec["ts"], when
                 fold.apply(item)
         finally:
             os.close(fd)
@@ -59,11 +69,18 @@ def compute_stats(bridge: Bridge) -> dict[str, Any]:
         "records": fold.records,
         "bad_lines": bad,
         "first": first,
-        "last": fold.last_ts,
+        "last": last,
         "kinds": dict(kinds.most_common()),
         "senders": dict(senders.most_common()),
         "types": dict(types.most_common()),
         "statuses": dict(sorted(fold.counts(now).items())),
         "oldest_open": oldest.id if oldest else None,
-        "oldest_open_age": human_duration(now - parse_ts(oldest.ts)) if oldest else None,
+        "oldest_open_age_s": round(now - parse_ts(oldest.ts), 3) if oldest else None,
     }
+
+
+def _when(ts: object) -> float | None:
+    try:
+        return parse_ts(ts) if isinstance(ts, str) else None
+    except ValueError:
+        return None
