@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         SECTIONS[name]()
     console.print(f"\n[bold]Demo finished in {time.monotonic() - started:.1f} s.[/]")
+    # Debian's iproute2 has a /sbin/bridge of its own: say which one is ours.
+    console.print(f"The commands are in {Path(sys.executable).parent}: "
+                  f"export PATH={Path(sys.executable).parent}:$PATH", soft_wrap=True)
 
 
 if __name__ == "__main__":

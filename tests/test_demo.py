@@ -24,6 +24,8 @@ def test_the_demo_runs_every_section_to_the_end(tmp_path: Path) -> None:
     assert "✅ Told Kaylee: yes (restart-site)" in out
     assert "kami is down" in out
     assert "Demo finished" in out
+    # Where the commands are (Debian's iproute2 has a /sbin/bridge of its own).
+    assert f"export PATH={Path(sys.executable).parent}:$PATH" in out
     # Claude Code is the real CLI wherever it is installed (always under CI=true).
     if CLAUDE_BIN.exists() or os.environ.get("CI") == "true":
         require_claude()
