@@ -263,5 +263,9 @@ class LogWriter:
         """Sync what is pending (batch mode) and close the descriptor."""
         self._closed = True
         self._flush_wake.set()
+        if self._fd is None and self._flusher is None:
+            # Never written through: nothing to sync or close, and no lock to take (a
+            # reader of a read-only bridge cannot open the lock file for writing).
+            return
         with self._lock:
             self._close_fd()
