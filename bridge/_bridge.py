@@ -25,7 +25,7 @@ from ._errors import (
     StateConflict,
 )
 from ._fold import Fold, MessageState
-from ._fs import Perms, check_filesystem
+from ._fs import LOG_NAME, Perms, check_filesystem, default_directory
 from ._ids import new_id, ulid, validate_agent_name
 from ._lock import BridgeLock
 from ._pause import PauseInfo, read_pause, remove_pause, write_pause
@@ -62,7 +62,6 @@ __all__ = [
 
 log = logging.getLogger("bridge")
 
-LOG_NAME = "messages.jsonl"
 LOCK_NAME = "bridge.lock"
 CURSORS_NAME = "cursors"
 
@@ -79,12 +78,6 @@ REPLY_INHERITS = ("whatsapp_sender", "chat_id", "context")
 _new_tuple = tuple.__new__
 _dumps = orjson.dumps
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
-
-
-def default_directory() -> Path:
-    """``$BRIDGE_DIR``, else ``~/.claude/kami-bridge`` (the seed's location)."""
-    env = os.environ.get("BRIDGE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".claude" / "kami-bridge"
 
 
 class SendResult(NamedTuple):

@@ -11,6 +11,15 @@ from pathlib import Path
 
 from ._errors import BridgeUnavailable, ConfigError, UnsupportedFilesystem
 
+LOG_NAME = "messages.jsonl"
+"""The live log's name inside a bridge directory."""
+
+
+def default_directory() -> Path:
+    """``$BRIDGE_DIR``, else ``~/.claude/kami-bridge`` (the seed's location)."""
+    env = os.environ.get("BRIDGE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".claude" / "kami-bridge"
+
 __all__ = [
     "Perms",
     "atomic_write",

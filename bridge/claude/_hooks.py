@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from .._errors import BridgeError, BridgeUnavailable
+from .._fs import default_directory
 from .._pause import read_pause
 from .._url import parse_url
 from ._digest import MessageView, digest_shown, plain, provenance, wanted
@@ -104,9 +105,7 @@ def _open(url: str | None, agent: str) -> _Local | _Connected:
     if not parsed.remote:
         if parsed.path:
             return _Local(Path(parsed.path).expanduser())
-        env = os.environ.get("BRIDGE_DIR")
-        return _Local(Path(env).expanduser() if env else
-                      Path.home() / ".claude" / "kami-bridge")
+        return _Local(default_directory())
     from .._url import connect
 
     return _Connected(connect(parsed, agent=agent, create=False,

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .._fold import Fold, MessageState
+from .._fs import LOG_NAME
 from .._records import Entry, Message, check_record, decode_line
 from .._scan import Skipped, iter_chunks, read_line_at
 
 __all__ = ["Waiting", "read_waiting"]
 
-LOG_NAME = "messages.jsonl"  # bridge._bridge.LOG_NAME, without importing the writer side
 _MSG = b'{"v":1,"t":"msg","id":"'
 _STATUS = b'{"v":1,"t":"status","id":"'
 _TO = b'"to":"'

@@ -2,7 +2,7 @@
 
 One small JSON file per session id, in ``$BRIDGE_CLAUDE_STATE`` or
 ``$XDG_STATE_HOME/kami-bridge/claude`` (``~/.local/state/...``), written
-atomically (temp file, fsync, rename) with mode 0600. It is a convenience, never
+atomically (temp file, rename; not fsynced) with mode 0600. It is a convenience, never
 the truth: losing it means a request is announced again, never lost.
 """
 
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+
+from .._fs import Perms, atomic_write
 
 __all__ = ["SessionState", "state_directory"]
 
@@ -62,17 +64,12 @@ class SessionState:
     def save(self) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        perms = Perms.for_group(None)
+        perms.make_dir(self.path.parent)
         data = orjson.dumps({"announced": self.announced[-KEEP_IDS:],
                              "nagged": self.nagged[-KEEP_IDS:], "saved": time.time()})
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+        # Not fsynced: it runs on every prompt, and losing it only repeats an announcement.
+        atomic_write(self.path, data, perms, durable=False)
 
     def prune(self, now: float | None = None) -> None:
         """Remove other sessions' files older than :data:`STALE_AFTER`."""
