@@ -40,17 +40,13 @@ def _serve(argv: Sequence[str]) -> int | None:
             return None
     if not stdio:
         return None
-    import logging
     from pathlib import Path
 
     from bridge._errors import BridgeError
-    from bridge._serve import serve_stdio
+    from bridge._serve import serve_command
 
-    # The same log lines and errors as `bridge serve` through the CLI (cli_ops.serve).
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(levelname)s bridge serve[%(process)d]: %(message)s")
     try:
-        return serve_stdio(Path(directory) if directory else None, idle_timeout=idle_timeout)
+        return serve_command(Path(directory) if directory else None, idle_timeout=idle_timeout)
     except BridgeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

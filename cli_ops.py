@@ -135,15 +135,11 @@ def serve(
         "the client (clients ping every few seconds).")] = 60.0,
 ) -> int:
     """Serve a bridge on this host to a remote client (run by ssh; see docs/remote.md)."""
-    import logging
-
-    from bridge._serve import serve_stdio
+    from bridge._serve import serve_command
 
     if not stdio:
         raise lib.InvalidInput("serve speaks only over stdin/stdout: give --stdio")
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(levelname)s bridge serve[%(process)d]: %(message)s")
-    return serve_stdio(directory, idle_timeout=idle_timeout)
+    return serve_command(directory, idle_timeout=idle_timeout)
 
 
 @app.command()

@@ -656,3 +656,17 @@ def serve_stdio(directory: Path | None = None, *, idle_timeout: float = DEFAULT_
                 ) -> int:
     """Serve the line protocol on stdin/stdout until the client leaves (``bridge serve``)."""
     return Server(directory=directory, idle_timeout=idle_timeout).run()
+
+
+def serve_command(directory: Path | None = None, *,
+                  idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> int:
+    """``bridge serve --stdio`` as a process: its log lines on stderr, then :func:`serve_stdio`.
+
+    Called by the console script's fast path and by the typer command alike.
+    """
+    import logging
+    import sys
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(levelname)s bridge serve[%(process)d]: %(message)s")
+    return serve_stdio(directory, idle_timeout=idle_timeout)
