@@ -68,29 +68,30 @@ def instructions(agent: str, identity: str, channel: bool = False) -> str:
     return text
 
 
-def _compact(view: MessageView, now: float) -> dict[str, Any]:
-    """An inbox row: the flat view without the bulk (full text via ``show``)."""
-    full = view_dict(view, now)
+def _provenance(view: MessageView) -> dict[str, str]:
+    """The WhatsApp chat and the agent spoken for, when the record names them."""
     meta = view.message.metadata
-    first = next((p.strip() for p in view.message.content.splitlines() if p.strip()), "")
-    row = {k: full[k] for k in ("id", "from", "type", "priority", "status", "age_s",
-                                "claimed_by", "reply_to")}
-    row["first_line"] = first[:200]
-    row["chars"] = len(view.message.content)
-    for key in ("whatsapp_sender", ON_BEHALF):
-        if isinstance(meta.get(key), str):
-            row["whatsapp_sender" if key == "whatsapp_sender" else "via"] = meta[key]
-    return row
-
-
-def _full(view: MessageView, now: float) -> dict[str, Any]:
-    out = view_dict(view, now)
-    meta = view.message.metadata
+    out = {}
     if isinstance(meta.get("whatsapp_sender"), str):
         out["whatsapp_sender"] = meta["whatsapp_sender"]
     if isinstance(meta.get(ON_BEHALF), str):
         out["via"] = meta[ON_BEHALF]
     return out
+
+
+def _compact(view: MessageView, now: float) -> dict[str, Any]:
+    """An inbox row: the flat view without the bulk (full text via ``show``)."""
+    full = view_dict(view, now)
+    first = next((p.strip() for p in view.message.content.splitlines() if p.strip()), "")
+    row = {k: full[k] for k in ("id", "from", "type", "priority", "status", "age_s",
+                                "claimed_by", "reply_to")}
+    row["first_line"] = first[:200]
+    row["chars"] = len(view.message.content)
+    return row | _provenance(view)
+
+
+def _full(view: MessageView, now: float) -> dict[str, Any]:
+    return view_dict(view, now) | _provenance(view)
 
 
 class BridgeTools:
