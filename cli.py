@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 import bridge as lib
-from bridge._records import MESSAGE_TYPES, PRIORITIES, STATUSES
-from bridge._time import human_duration, parse_ts
+from bridge.format._records import MESSAGE_TYPES, PRIORITIES, STATUSES
+from bridge.format._time import human_duration, parse_ts
 
 app = typer.Typer(
     name="bridge",

@@ -129,7 +129,7 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Find messages by content, newest first, in the live file (and the archives)."""
-    from bridge._time import parse_when
+    from bridge.format._time import parse_when
 
     b = open_bridge(create=False)
     filters: dict[str, Any] = {

@@ -43,7 +43,7 @@ def _serve(argv: Sequence[str]) -> int | None:
     from pathlib import Path
 
     from bridge._errors import BridgeError
-    from bridge._serve import serve_command
+    from bridge.remote._serve import serve_command
 
     try:
         return serve_command(Path(directory) if directory else None, idle_timeout=idle_timeout)

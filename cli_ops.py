@@ -89,7 +89,7 @@ def logs(
     as_json: JsonOption = False,
 ) -> None:
     """Read and filter agents' structured logs (their files, or journalctl -o cat on stdin)."""
-    from bridge._time import parse_when
+    from bridge.format._time import parse_when
     from bridge.runtime._logs import LEVEL_RANK, LogFilter, read_logs
 
     _check_choice(level, frozenset(LEVEL_RANK), "--level")
@@ -135,7 +135,7 @@ def serve(
         "the client (clients ping every few seconds).")] = 60.0,
 ) -> int:
     """Serve a bridge on this host to a remote client (run by ssh; see docs/remote.md)."""
-    from bridge._serve import serve_command
+    from bridge.remote._serve import serve_command
 
     if not stdio:
         raise lib.InvalidInput("serve speaks only over stdin/stdout: give --stdio")

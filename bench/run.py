@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge import Bridge
-from bridge._records import encode
+from bridge.format._records import encode
 
 WORK = ROOT / ".bench"
 LINE = (orjson.dumps({"id": 0, "ts": 1700000000.123456, "from": "host-a", "to": "host-b",
@@ -633,8 +633,8 @@ def time_rotation(base: Path) -> tuple[float, int]:
 def rotation_with_writers(base: Path, writers: int) -> dict[str, Any]:
     """Rotate a copy of the base while `writers` processes append flat out; check for loss."""
     from bridge import rotate
-    from bridge._archive import list_archives
-    from bridge._search import iter_archive
+    from bridge.archive._archive import list_archives
+    from bridge.archive._search import iter_archive
 
     d = fresh_copy(base, "rotate-busy")
     stop = d.parent / "rotate-busy.stop"

@@ -21,22 +21,6 @@ import importlib
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from ._bridge import (
-        DEFAULT_MAX_RECORD_BYTES,
-        LOG_NAME,
-        Bridge,
-        BridgeStatus,
-        History,
-        MessageView,
-        SendResult,
-        default_directory,
-        parse_meta,
-    )
-    from ._doctor import (
-        DoctorReport,
-        Finding,
-        run_doctor,
-    )
     from ._errors import (
         AuthenticationFailed,
         BridgeError,
@@ -60,58 +44,74 @@ if TYPE_CHECKING:
         UnknownHostKey,
         UnsupportedFilesystem,
     )
-    from ._fold import (
-        Fold,
-        FoldIssue,
-        MessageState,
-    )
-    from ._follow import (
-        Follower,
-    )
-    from ._ids import (
-        new_id,
-    )
-    from ._pause import (
-        PauseInfo,
-    )
-    from ._records import (
-        PROTOCOL_VERSION,
-        BadLine,
-        Entry,
-        Message,
-    )
-    from ._remote import (
-        PingResult,
-        RemoteBridge,
-        ping,
-    )
-    from ._remote_follow import (
-        RemoteFollower,
-    )
-    from ._rotate import (
+    from .archive._rotate import (
         DEFAULT_OLDER_THAN,
         RotationResult,
         repair_rotation,
         rotate,
     )
-    from ._search import (
+    from .archive._search import (
         Hit,
         search,
     )
-    from ._sftp import (
-        SftpBridge,
+    from .delivery._follow import (
+        Follower,
     )
-    from ._stats import (
-        compute_stats,
+    from .format._ids import (
+        new_id,
     )
-    from ._time import (
+    from .format._records import (
+        PROTOCOL_VERSION,
+        BadLine,
+        Entry,
+        Message,
+    )
+    from .format._time import (
         parse_duration,
         parse_ts,
     )
-    from ._url import (
+    from .inspection._doctor import (
+        DoctorReport,
+        Finding,
+        run_doctor,
+    )
+    from .inspection._stats import (
+        compute_stats,
+    )
+    from .local._bridge import (
+        DEFAULT_MAX_RECORD_BYTES,
+        LOG_NAME,
+        Bridge,
+        BridgeStatus,
+        History,
+        MessageView,
+        SendResult,
+        default_directory,
+        parse_meta,
+    )
+    from .remote._remote import (
+        PingResult,
+        RemoteBridge,
+        ping,
+    )
+    from .remote._remote_follow import (
+        RemoteFollower,
+    )
+    from .remote._sftp import (
+        SftpBridge,
+    )
+    from .remote._url import (
         BridgeURL,
         connect,
         parse_url,
+    )
+    from .store._fold import (
+        Fold,
+        FoldIssue,
+        MessageState,
+    )
+    from .store._pause import (
+        PauseInfo,
     )
 
     AnyBridge: TypeAlias = Bridge | RemoteBridge
@@ -120,18 +120,18 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "DEFAULT_MAX_RECORD_BYTES": "._bridge",
-    "LOG_NAME": "._bridge",
-    "Bridge": "._bridge",
-    "BridgeStatus": "._bridge",
-    "History": "._bridge",
-    "MessageView": "._bridge",
-    "SendResult": "._bridge",
-    "default_directory": "._bridge",
-    "parse_meta": "._bridge",
-    "DoctorReport": "._doctor",
-    "Finding": "._doctor",
-    "run_doctor": "._doctor",
+    "DEFAULT_MAX_RECORD_BYTES": ".local._bridge",
+    "LOG_NAME": ".local._bridge",
+    "Bridge": ".local._bridge",
+    "BridgeStatus": ".local._bridge",
+    "History": ".local._bridge",
+    "MessageView": ".local._bridge",
+    "SendResult": ".local._bridge",
+    "default_directory": ".local._bridge",
+    "parse_meta": ".local._bridge",
+    "DoctorReport": ".inspection._doctor",
+    "Finding": ".inspection._doctor",
+    "run_doctor": ".inspection._doctor",
     "AuthenticationFailed": "._errors",
     "BridgeError": "._errors",
     "BridgeIOError": "._errors",
@@ -153,33 +153,33 @@ _EXPORTS: dict[str, str] = {
     "StateConflict": "._errors",
     "UnknownHostKey": "._errors",
     "UnsupportedFilesystem": "._errors",
-    "Fold": "._fold",
-    "FoldIssue": "._fold",
-    "MessageState": "._fold",
-    "Follower": "._follow",
-    "new_id": "._ids",
-    "PauseInfo": "._pause",
-    "PROTOCOL_VERSION": "._records",
-    "BadLine": "._records",
-    "Entry": "._records",
-    "Message": "._records",
-    "PingResult": "._remote",
-    "RemoteBridge": "._remote",
-    "ping": "._remote",
-    "RemoteFollower": "._remote_follow",
-    "DEFAULT_OLDER_THAN": "._rotate",
-    "RotationResult": "._rotate",
-    "repair_rotation": "._rotate",
-    "rotate": "._rotate",
-    "Hit": "._search",
-    "search": "._search",
-    "SftpBridge": "._sftp",
-    "compute_stats": "._stats",
-    "parse_duration": "._time",
-    "parse_ts": "._time",
-    "BridgeURL": "._url",
-    "connect": "._url",
-    "parse_url": "._url",
+    "Fold": ".store._fold",
+    "FoldIssue": ".store._fold",
+    "MessageState": ".store._fold",
+    "Follower": ".delivery._follow",
+    "new_id": ".format._ids",
+    "PauseInfo": ".store._pause",
+    "PROTOCOL_VERSION": ".format._records",
+    "BadLine": ".format._records",
+    "Entry": ".format._records",
+    "Message": ".format._records",
+    "PingResult": ".remote._remote",
+    "RemoteBridge": ".remote._remote",
+    "ping": ".remote._remote",
+    "RemoteFollower": ".remote._remote_follow",
+    "DEFAULT_OLDER_THAN": ".archive._rotate",
+    "RotationResult": ".archive._rotate",
+    "repair_rotation": ".archive._rotate",
+    "rotate": ".archive._rotate",
+    "Hit": ".archive._search",
+    "search": ".archive._search",
+    "SftpBridge": ".remote._sftp",
+    "compute_stats": ".inspection._stats",
+    "parse_duration": ".format._time",
+    "parse_ts": ".format._time",
+    "BridgeURL": ".remote._url",
+    "connect": ".remote._url",
+    "parse_url": ".remote._url",
 }
 
 

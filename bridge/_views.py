@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._time import format_ts, parse_ts
+from .format._time import format_ts, parse_ts
 
 if TYPE_CHECKING:
-    from ._bridge import MessageView
+    from .local._bridge import MessageView
 
 __all__ = ["view_dict"]
 

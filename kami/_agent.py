@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from bridge import BridgeError, BridgeUnavailable, __version__
-from bridge._time import format_ts
+from bridge.format._time import format_ts
 from bridge.runtime import Agent, Ledger, ModelRouter, RemoteHost, ctl
 from bridge.runtime._notify import notify as sd_notify
 from bridge.runtime._peers import Alert, AlertSink, BridgeSink, check_peer

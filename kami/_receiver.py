@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bridge import BridgeError, BridgeUnavailable
-from bridge._time import format_ts
+from bridge.format._time import format_ts
 from bridge.runtime.greenapi import (
     GreenApiAuthError,
     GreenApiError,

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bridge import BridgeError, MessageView, NotFound, StateConflict
-from bridge._ids import ulid
-from bridge._time import format_ts, human_duration
+from bridge.format._ids import ulid
+from bridge.format._time import format_ts, human_duration
 from bridge.runtime import Agent, Ledger, ModelRouter
 from bridge.runtime._notify import notify as sd_notify
 from bridge.runtime._peers import Alert, AlertSink

@@ -7,8 +7,8 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from bridge import Bridge, BridgeError, parse_duration
-from bridge._rotate import rotate
-from bridge._time import human_duration, parse_ts
+from bridge.archive._rotate import rotate
+from bridge.format._time import human_duration, parse_ts
 
 from ._errors import RecipeFailed, RequestRefused
 from ._params import ParamSpec

@@ -125,7 +125,7 @@ class Owner:
         return True
 
 def _age(result: PeerResult) -> float:
-    from bridge._time import parse_ts
+    from bridge.format._time import parse_ts
 
     try:
         return time.time() - parse_ts(result.checked)

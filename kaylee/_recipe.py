@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bridge._fs import Perms, atomic_write
+from bridge.store._fs import Perms, atomic_write
 
 from ._errors import Interrupted, RecipeFailed
 from ._params import ParamSpec, Template, render_argv, render_value

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge._fs import Perms, open_private
 from bridge.runtime import redact
+from bridge.store._fs import Perms, open_private
 
 from ._errors import RecipeFailed
 

@@ -224,7 +224,7 @@ def test_the_hook_imports_neither_the_cli_framework_nor_ssh(hook: Hook, kami: Br
              "import cli_entry\n"
              "try:\n    cli_entry.main()\nfinally:\n"
              "    heavy = [m for m in ('typer', 'rich', 'paramiko', 'httpx', 'mcp', 'anthropic',"
-             " 'bridge._remote') if m in sys.modules]\n"
+             " 'bridge.remote._remote') if m in sys.modules]\n"
              "    sys.stderr.write('HEAVY=' + ','.join(heavy))\n")
     proc = subprocess.run([sys.executable, "-c", probe], input=orjson.dumps(
         {"session_id": SESSION}), capture_output=True, env={**hook.env, **os.environ,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bridge import PROTOCOL_VERSION
-from bridge._ids import ulid
-from bridge._time import format_ts
+from bridge.format._ids import ulid
+from bridge.format._time import format_ts
 from bridge.testing.messages_api import Reply, request_text, text
 from tests.claude_support import API_KEY
 from tests.helpers import wait_for

@@ -15,8 +15,8 @@ import pytest
 
 import bridge
 from bridge import Bridge, Fold
-from bridge._records import check_record
-from bridge._scan import scan
+from bridge.format._records import check_record
+from bridge.format._scan import scan
 from tests.conftest import ROOT
 
 SCHEMA = json.loads((ROOT / "docs" / "record.schema.json").read_text())

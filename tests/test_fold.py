@@ -21,8 +21,8 @@ from hypothesis.stateful import (
 )
 
 from bridge import Bridge, Fold, InvalidInput, NotFound, StateConflict
-from bridge._scan import scan
-from bridge._time import parse_ts
+from bridge.format._scan import scan
+from bridge.format._time import parse_ts
 
 TERMINAL = {"done", "failed", "cancelled", "expired", "dead"}
 AGENTS = ["kami", "kaylee", "claude"]
@@ -63,7 +63,7 @@ class FoldMachine(RuleBasedStateMachine):
 
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    # -- model rules, written independently of bridge._fold ---------------------------
+    # -- model rules, written independently of bridge.store._fold ---------------------------
 
     def _live_lease_by_other(self, m: ModelMessage, who: str) -> bool:
         return (m.status == "claimed" and m.claimed_by != who

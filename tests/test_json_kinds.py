@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge import Bridge
-from bridge._records import decode_line
+from bridge.format._records import decode_line
 from bridge.runtime.greenapi import MalformedNotification, parse_notification
 from tests.conftest import CLI
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bridge import Bridge
-from bridge._time import format_ts
+from bridge.format._time import format_ts
 from bridge.testing.greenapi import GreenApiSimulator
 from bridge.testing.health import FakeHealth
 from tests.kaylee_support import OWNER_CHAT, outcome, owner_notes, run_once

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from bridge import Bridge, InvalidInput, new_id, parse_duration
-from bridge._ids import ulid_time_ms, validate_agent_name
-from bridge._records import Message, check_record, decode_line
-from bridge._time import format_ts, parse_ts, parse_when
+from bridge.format._ids import ulid_time_ms, validate_agent_name
+from bridge.format._records import Message, check_record, decode_line
+from bridge.format._time import format_ts, parse_ts, parse_when
 
 SEED_LINE = {
     "ts": "2024-03-23T21:16:07.123Z", "from": "kami", "type": "request",

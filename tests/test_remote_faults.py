@@ -17,8 +17,8 @@ import pytest
 
 import bridge
 from bridge import Bridge, ConnectionLost, RemoteBridge
-from bridge._remote import backoff_delays
-from bridge._session import DEFAULT_HEARTBEAT_TIMEOUT
+from bridge.remote._remote import backoff_delays
+from bridge.remote._session import DEFAULT_HEARTBEAT_TIMEOUT
 from tests.helpers import wait_for
 from tests.sshd import BRIDGE_COMMAND, SSHD, wait_session_count
 

@@ -23,9 +23,9 @@ from bridge import (
     rotate,
     run_doctor,
 )
-from bridge._archive import list_archives
-from bridge._rotate import _rotation_lock
-from bridge._search import iter_archive
+from bridge.archive._archive import list_archives
+from bridge.archive._rotate import _rotation_lock
+from bridge.archive._search import iter_archive
 from tests.conftest import CLI, require_tool
 
 SOON = 1.0  # rotate(now=time.time() + SOON, older_than=0): everything finished counts as old
@@ -554,7 +554,8 @@ AS_USER = """
 import os, sys, time
 # Everything is imported first: the interpreter's own files may not be readable for
 # that user, and neither may the path above the bridge (hence the chdir).
-import bridge._follow, bridge._rotate, bridge._search, bridge._watch
+import bridge.delivery._follow, bridge.archive._rotate  # noqa: E401
+import bridge.archive._search, bridge.delivery._watch  # noqa: E401
 from bridge import Bridge, BridgeUnavailable, rotate
 uid, gid, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 os.chdir(sys.argv[4])

@@ -15,10 +15,10 @@ import orjson
 import pytest
 
 from bridge import Bridge, run_doctor
-from bridge._archive import list_archives
-from bridge._records import BadLine
-from bridge._rotate import JOURNAL_NAME, STEPS, TMP_NAME
-from bridge._search import iter_archive
+from bridge.archive._archive import list_archives
+from bridge.archive._rotate import JOURNAL_NAME, STEPS, TMP_NAME
+from bridge.archive._search import iter_archive
+from bridge.format._records import BadLine
 from tests.conftest import CLI, ROOT
 from tests.helpers import wait_for
 

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge import Bridge, Fold, rotate
-from bridge._archive import list_archives, month_of_ts
-from bridge._records import TERMINAL_STATUSES, Entry
-from bridge._scan import scan
-from bridge._time import format_ts
+from bridge.archive._archive import list_archives, month_of_ts
+from bridge.format._records import TERMINAL_STATUSES, Entry
+from bridge.format._scan import scan
+from bridge.format._time import format_ts
 
 NOW = time.time()
 OLD = ["2026-01-05T10:00:00.000Z", "2026-02-10T10:00:00.000Z", "2026-03-01T00:00:00Z"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-import bridge._search as search_module
+import bridge.archive._search as search_module
 from bridge import Bridge, InvalidInput, rotate, search
 from tests.conftest import CLI
 

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from bridge import Bridge, Entry
-from bridge._wire import MAX_REQUEST, LineSplitter, Oversized, request_id_of
+from bridge.remote._wire import MAX_REQUEST, LineSplitter, Oversized, request_id_of
 from tests.conftest import BIN
 from tests.helpers import wait_for
 
@@ -306,7 +306,7 @@ def test_a_client_may_lower_the_record_limit_but_not_raise_it(servers, tmp_path:
 def test_pushes_are_cut_to_size_and_an_unsendable_record_is_reported_not_retried(
         bridge_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bridge import _serve
-    from bridge._follow import Follower
+    from bridge.delivery._follow import Follower
 
     monkeypatch.setattr(_serve, "PUSH_BYTES", 3000)
     monkeypatch.setattr(_serve, "MAX_REPLY", 10_000)
@@ -391,7 +391,7 @@ class InProcess:
 
 
 def test_a_flooding_client_is_held_back_not_buffered(bridge_dir: Path) -> None:
-    from bridge._serve import QUEUED_REQUESTS
+    from bridge.remote._serve import QUEUED_REQUESTS
 
     served = InProcess()
     served.write({"id": 0, "op": "hello", "args": {"version": 1, "dir": str(bridge_dir)}})
@@ -425,7 +425,7 @@ def test_a_flooding_client_is_held_back_not_buffered(bridge_dir: Path) -> None:
 
 
 def test_follows_per_connection_are_bounded(servers, bridge_dir: Path) -> None:
-    from bridge._serve import MAX_SUBSCRIPTIONS
+    from bridge.remote._serve import MAX_SUBSCRIPTIONS
 
     raw = servers()
     raw.hello(bridge_dir)

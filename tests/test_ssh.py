@@ -22,7 +22,7 @@ from bridge import (
     RemoteUnsupported,
     UnknownHostKey,
 )
-from bridge._ssh import resolve_target
+from bridge.remote._ssh import resolve_target
 from tests.conftest import CLI, require_tool
 from tests.helpers import wait_for
 from tests.sshd import ALIAS, BRIDGE_COMMAND, SSHD, wait_gone

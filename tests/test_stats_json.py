@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from bridge import Bridge, rotate
-from bridge._time import parse_ts
+from bridge.format._time import parse_ts
 from tests.conftest import CLI
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-import bridge._writer as writer_mod
+import bridge.store._writer as writer_mod
 from bridge import (
     Bridge,
     BridgeIOError,
@@ -24,7 +24,7 @@ from bridge import (
     run_doctor,
 )
 from bridge import _fs as fs_mod
-from bridge._follow import read_epoch
+from bridge.delivery._follow import read_epoch
 
 
 def lines_of(path: Path) -> list[bytes]:

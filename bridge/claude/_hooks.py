@@ -32,9 +32,9 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from .._errors import BridgeError, BridgeUnavailable
-from .._fs import default_directory
-from .._pause import read_pause
-from .._url import parse_url
+from ..remote._url import parse_url
+from ..store._fs import default_directory
+from ..store._pause import read_pause
 from ._digest import MessageView, digest_shown, plain, provenance, wanted
 from ._identity import session_identity
 from ._local_inbox import read_waiting
@@ -42,7 +42,7 @@ from ._session_state import SessionState
 
 if TYPE_CHECKING:
     from .. import AnyBridge
-    from .._pause import PauseInfo
+    from ..store._pause import PauseInfo
 
 __all__ = ["EVENTS", "run_hook"]
 
@@ -106,7 +106,7 @@ def _open(url: str | None, agent: str) -> _Local | _Connected:
         if parsed.path:
             return _Local(Path(parsed.path).expanduser())
         return _Local(default_directory())
-    from .._url import connect
+    from ..remote._url import connect
 
     return _Connected(connect(parsed, agent=agent, create=False,
                               lock_timeout=LOCAL_LOCK_TIMEOUT), str(url))

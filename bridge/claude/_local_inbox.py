@@ -23,10 +23,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from .._fold import Fold, MessageState
-from .._fs import LOG_NAME
-from .._records import Entry, Message, check_record, decode_line
-from .._scan import Skipped, iter_chunks, read_line_at
+from ..format._records import Entry, Message, check_record, decode_line
+from ..format._scan import Skipped, iter_chunks, read_line_at
+from ..store._fold import Fold, MessageState
+from ..store._fs import LOG_NAME
 
 __all__ = ["Waiting", "read_waiting"]
 

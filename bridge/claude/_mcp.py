@@ -32,14 +32,14 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .._errors import BridgeError, ConnectionLost, InvalidInput
-from .._ids import validate_agent_name
-from .._time import parse_duration
 from .._views import view_dict
+from ..format._ids import validate_agent_name
+from ..format._time import parse_duration
 from ._identity import ON_BEHALF, session_identity
 
 if TYPE_CHECKING:
     from .. import AnyBridge
-    from .._bridge import MessageView
+    from ..local._bridge import MessageView
     from ._channel import Channel
 
 __all__ = ["BridgeTools", "build_server", "main"]
@@ -207,8 +207,8 @@ class BridgeTools:
             if callable(method):  # remote: runs on the host
                 hits = [h.record for h in method(_text(query, "query"), limit=limit)]
             else:
-                from .._bridge import Bridge
-                from .._search import search
+                from ..archive._search import search
+                from ..local._bridge import Bridge
 
                 local = cast(Bridge, b)  # a local bridge: search is a function of the library
                 hits = [h.record for h in islice(search(local, _text(query, "query"),
@@ -236,7 +236,7 @@ class BridgeTools:
 
 
 def _connect(url: str | None, identity: str) -> AnyBridge:
-    from .._url import connect
+    from ..remote._url import connect
 
     return connect(url, agent=identity, create=False, lock_timeout=30.0)
 

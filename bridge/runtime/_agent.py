@@ -30,12 +30,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import __version__
-from .._bridge import LOG_NAME, Bridge
 from .._errors import BridgeError, BridgeUnavailable
-from .._pause import PAUSE_NAME
-from .._time import format_ts
-from .._url import connect, parse_url
-from .._watch import ChangeWaiter, WakePipe
+from ..delivery._watch import ChangeWaiter, WakePipe
+from ..format._time import format_ts
+from ..local._bridge import LOG_NAME, Bridge
+from ..remote._url import connect, parse_url
+from ..store._pause import PAUSE_NAME
 from ._config import AgentConfig
 from ._health import HealthServer
 from ._logging import get_logger

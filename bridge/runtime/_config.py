@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import ConfigError
-from .._ids import AGENT_NAME_RE
-from .._time import parse_duration
+from ..format._ids import AGENT_NAME_RE
+from ..format._time import parse_duration
 from ._redact import register_secret
 
 __all__ = [

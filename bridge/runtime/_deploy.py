@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import __version__
 from .._errors import BridgeError, ConfigError, InvalidInput
-from .._ids import validate_agent_name
+from ..format._ids import validate_agent_name
 from ._remote_exec import RemoteHost
 
 __all__ = ["DeployFailed", "DeployPlan", "DeployResult", "build_wheel", "deploy"]

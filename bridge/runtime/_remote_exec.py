@@ -1,6 +1,6 @@
 """Running a command on another host over SSH: the piece ``ctl`` and ``deploy`` share.
 
-The connection follows the bridge's SSH rules (bridge._ssh): ~/.ssh/config,
+The connection follows the bridge's SSH rules (bridge.remote._ssh): ~/.ssh/config,
 the agent, known_hosts with unknown or changed host keys refused. Commands are
 argv lists joined with shell quoting, so no value ever becomes shell syntax.
 """
@@ -64,7 +64,7 @@ class RemoteHost:
     _client: Any = field(default=None, repr=False)
 
     def _target(self) -> Any:
-        from .._ssh import resolve_target
+        from ..remote._ssh import resolve_target
 
         name, user, port = self.host, None, None
         if "@" in name:
@@ -81,7 +81,7 @@ class RemoteHost:
 
     def _connected(self) -> Any:
         if self._client is None:
-            from .._ssh import open_client
+            from ..remote._ssh import open_client
 
             self._client = open_client(self._target())
         return self._client
@@ -89,7 +89,7 @@ class RemoteHost:
     def run(self, argv: Sequence[str], *, timeout: float = 120.0, stdin: bytes | None = None
             ) -> CommandResult:
         """Run ``argv`` on the host and wait for it (at most ``timeout`` seconds)."""
-        from .._ssh import exec_channel
+        from ..remote._ssh import exec_channel
 
         command = shlex.join(argv)
         channel = exec_channel(self._connected(), command, timeout=self.connect_timeout)

@@ -14,10 +14,10 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._errors import BridgeError
-from .._watch import WakePipe
+from ..delivery._watch import WakePipe
 
 if TYPE_CHECKING:
-    from .._remote import RemoteBridge
+    from ..remote._remote import RemoteBridge
 
 __all__ = ["RemoteWaker"]
 
@@ -25,7 +25,7 @@ log = logging.getLogger("bridge")
 
 
 class RemoteWaker:
-    """Same interface as :class:`bridge._watch.ChangeWaiter` (fileno, clear, close)."""
+    """Same interface as :class:`bridge.delivery._watch.ChangeWaiter` (fileno, clear, close)."""
 
     mode = "push"
     poll_interval = 5.0

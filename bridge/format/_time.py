@@ -12,7 +12,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from ._errors import InvalidInput
+from .._errors import InvalidInput
 
 __all__ = ["format_ms", "format_ts", "now_ts", "parse_duration", "parse_ts", "parse_when"]
 

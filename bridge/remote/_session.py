@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._errors import (
+from .._errors import (
     BridgeError,
     ConnectionLost,
     ProtocolError,
@@ -37,7 +37,7 @@ from ._errors import (
     RemoteError,
     RemoteUnsupported,
 )
-from ._records import json_kind
+from ..format._records import json_kind
 from ._ssh import SSHTarget, exec_channel, open_client
 from ._wire import (
     BANNER_EVENT,

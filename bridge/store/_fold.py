@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ._records import (
+from ..format._records import (
     PROTOCOL_VERSION,
     TERMINAL_STATUSES,
     BadLine,
@@ -34,8 +34,8 @@ from ._records import (
     message_fields,
     status_fields,
 )
-from ._scan import MAX_LINE, Skipped, iter_chunks
-from ._time import parse_ts
+from ..format._scan import MAX_LINE, Skipped, iter_chunks
+from ..format._time import parse_ts
 
 __all__ = ["Fold", "FoldIssue", "MessageState"]
 

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from ._cursor import CursorStore
-from ._errors import (
+from .._errors import (
     BridgeIOError,
     BridgeUnavailable,
     InvalidInput,
@@ -24,12 +23,8 @@ from ._errors import (
     RecordTooLarge,
     StateConflict,
 )
-from ._fold import Fold, MessageState
-from ._fs import LOG_NAME, Perms, check_filesystem, default_directory
-from ._ids import new_id, ulid, validate_agent_name
-from ._lock import BridgeLock
-from ._pause import PauseInfo, read_pause, remove_pause, write_pause
-from ._records import (
+from ..format._ids import new_id, ulid, validate_agent_name
+from ..format._records import (
     MESSAGE_TYPES,
     PRIORITIES,
     PROTOCOL_VERSION,
@@ -41,12 +36,17 @@ from ._records import (
     decode_line,
     encode,
 )
-from ._scan import iter_lines, iter_lines_reverse, line_start_before, read_line_at, scan
-from ._time import format_ms, format_ts, now_ts, parse_duration
-from ._writer import Durability, LogWriter
+from ..format._scan import iter_lines, iter_lines_reverse, line_start_before, read_line_at, scan
+from ..format._time import format_ms, format_ts, now_ts, parse_duration
+from ..store._cursor import CursorStore
+from ..store._fold import Fold, MessageState
+from ..store._fs import LOG_NAME, Perms, check_filesystem, default_directory
+from ..store._lock import BridgeLock
+from ..store._pause import PauseInfo, read_pause, remove_pause, write_pause
+from ..store._writer import Durability, LogWriter
 
 if TYPE_CHECKING:
-    from ._follow import Follower
+    from ..delivery._follow import Follower
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
@@ -475,7 +475,7 @@ class Bridge(StatusShortcuts):
     def _require_open(self, ref: str, who: str, *, force: bool = False) -> MessageView:
         state = self.fold().get(ref)
         if state is None:
-            from ._search import find_archived
+            from ..archive._search import find_archived
 
             archived = find_archived(self.directory, ref)
             if archived is not None:
@@ -627,7 +627,7 @@ class Bridge(StatusShortcuts):
         return self._view(state)
 
     def _archived_history(self, message_id: str) -> History:
-        from ._search import find_archived
+        from ..archive._search import find_archived
 
         found = find_archived(self.directory, message_id)
         if found is None:
@@ -727,7 +727,7 @@ class Bridge(StatusShortcuts):
 
     def follow(self, consumer: str | None = None, **kwargs: Any) -> Follower:
         """A follower of the log; see :class:`bridge.Follower` for the arguments."""
-        from ._follow import Follower
+        from ..delivery._follow import Follower
 
         return Follower(self, consumer, **kwargs)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from ..format._time import now_ts
 from ._fs import Perms, atomic_write
-from ._time import now_ts
 
 __all__ = ["PAUSE_NAME", "PauseInfo", "read_pause", "remove_pause", "write_pause"]
 

@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .._errors import InvalidInput
+from ..format._ids import ulid_time_ms
+from ..format._records import BadLine, Entry, check_record, decode_line
+from ..format._scan import MAX_LINE, line_start_before
+from ..format._time import format_ms, parse_ts
+from ..store._fold import Fold, MessageState
 from ._archive import ArchiveFile, iter_chunks_of, list_archives, month_of_ts
-from ._errors import InvalidInput
-from ._fold import Fold, MessageState
-from ._ids import ulid_time_ms
-from ._records import BadLine, Entry, check_record, decode_line
-from ._scan import MAX_LINE, line_start_before
-from ._time import format_ms, parse_ts
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
+    from ..local._bridge import Bridge
 
 __all__ = ["ArchivedMessage", "Hit", "find_archived", "iter_archive", "search"]
 
@@ -216,7 +216,7 @@ def search(
     """
     matcher = _Matcher(text, regex=regex, ignore_case=ignore_case, since=since, until=until,
                        sender=sender, to=to)
-    from ._follow import read_epoch
+    from ..delivery._follow import read_epoch
     from ._rotate import pending_archive_sizes
 
     # The live file is opened first: what it holds decides how much of the archives

@@ -9,7 +9,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import BridgeUnavailable, ConfigError, UnsupportedFilesystem
+from .._errors import BridgeUnavailable, ConfigError, UnsupportedFilesystem
 
 LOG_NAME = "messages.jsonl"
 """The live log's name inside a bridge directory."""

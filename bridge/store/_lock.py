@@ -23,7 +23,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from ._errors import LockTimeout
+from .._errors import LockTimeout
 from ._fs import Perms, open_private
 
 __all__ = ["BridgeLock", "lock_holders"]

@@ -40,10 +40,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from ._bridge import LOCK_NAME, LOG_NAME, Bridge, BridgeStatus
-from ._cursor import Cursor, CursorStore
-from ._doctor import DoctorReport, run_doctor
-from ._errors import (
+from .._errors import (
     BridgeIOError,
     BridgeUnavailable,
     ConnectionLost,
@@ -51,21 +48,24 @@ from ._errors import (
     LockTimeout,
     RemoteError,
 )
-from ._fold import Fold
-from ._fs import Perms
-from ._ids import new_id
-from ._pause import PAUSE_NAME, PauseInfo, read_pause, write_pause
-from ._records import PROTOCOL_VERSION, encode
+from ..format._ids import new_id
+from ..format._records import PROTOCOL_VERSION, encode
+from ..format._time import now_ts
+from ..inspection._doctor import DoctorReport, run_doctor
+from ..inspection._stats import compute_stats
+from ..local._bridge import LOCK_NAME, LOG_NAME, Bridge, BridgeStatus
+from ..store._cursor import Cursor, CursorStore
+from ..store._fold import Fold
+from ..store._fs import Perms
+from ..store._pause import PAUSE_NAME, PauseInfo, read_pause, write_pause
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT
 from ._ssh import exec_channel, open_client, resolve_target
-from ._stats import compute_stats
-from ._time import now_ts
 from ._url import BridgeURL, parse_url
 
 if TYPE_CHECKING:
     import paramiko
 
-    from ._follow import Follower
+    from ..delivery._follow import Follower
 
 __all__ = ["FALLBACK_MAX_RECORD", "SftpBridge"]
 

@@ -30,13 +30,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, NoReturn
 
-from ._errors import BridgeIOError, DurabilityError, InvalidInput
+from .._errors import BridgeIOError, DurabilityError, InvalidInput
+from ..format._ids import new_id
+from ..format._records import PROTOCOL_VERSION, encode
+from ..format._scan import line_start_before
+from ..format._time import now_ts
 from ._fs import Perms, fsync_dir, open_private
-from ._ids import new_id
 from ._lock import BridgeLock
-from ._records import PROTOCOL_VERSION, encode
-from ._scan import line_start_before
-from ._time import now_ts
 
 __all__ = ["DURABILITY_MODES", "Durability", "LogWriter"]
 

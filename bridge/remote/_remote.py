@@ -25,7 +25,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
-from ._bridge import (
+from .._errors import (
+    AuthenticationFailed,
+    ConnectionLost,
+    HostKeyError,
+    InvalidInput,
+    RemoteError,
+    RemoteUnsupported,
+)
+from ..archive._rotate import RotationResult
+from ..archive._search import Hit
+from ..format._ids import validate_agent_name
+from ..format._records import Entry
+from ..local._bridge import (
     LOG_NAME,
     Bridge,
     BridgeStatus,
@@ -34,20 +46,8 @@ from ._bridge import (
     SendResult,
     StatusShortcuts,
 )
-from ._errors import (
-    AuthenticationFailed,
-    ConnectionLost,
-    HostKeyError,
-    InvalidInput,
-    RemoteError,
-    RemoteUnsupported,
-)
-from ._fold import Fold, MessageState
-from ._ids import validate_agent_name
-from ._pause import PauseInfo
-from ._records import Entry
-from ._rotate import RotationResult
-from ._search import Hit
+from ..store._fold import Fold, MessageState
+from ..store._pause import PauseInfo
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session, clone
 from ._ssh import SSHTarget, resolve_target
 from ._url import BridgeURL, parse_url
@@ -63,7 +63,7 @@ from ._wire import (
 )
 
 if TYPE_CHECKING:
-    from ._doctor import DoctorReport
+    from ..inspection._doctor import DoctorReport
     from ._remote_follow import RemoteFollower
 
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT", "PingResult", "RemoteBridge", "backoff_delays", "ping"]
@@ -610,6 +610,6 @@ class RemoteBridge(StatusShortcuts):
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__

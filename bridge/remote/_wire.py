@@ -24,12 +24,12 @@ from typing import Any, Final
 
 import orjson
 
-from . import _errors
-from ._bridge import BridgeStatus, History, MessageView
-from ._doctor import DoctorReport, Finding
-from ._fold import MessageState
-from ._pause import PauseInfo
-from ._records import Entry, Message
+from .. import _errors
+from ..format._records import Entry, Message
+from ..inspection._doctor import DoctorReport, Finding
+from ..local._bridge import BridgeStatus, History, MessageView
+from ..store._fold import MessageState
+from ..store._pause import PauseInfo
 
 __all__ = [
     "BANNER_EVENT",

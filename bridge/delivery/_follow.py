@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Literal
 
 import orjson
 
-from ._cursor import Cursor
-from ._records import BadLine, Entry
-from ._scan import line_start_before, scan
+from ..format._records import BadLine, Entry
+from ..format._scan import line_start_before, scan
+from ..store._cursor import Cursor
 from ._watch import ChangeWaiter
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
+    from ..local._bridge import Bridge
 
 __all__ = ["Follower", "read_epoch"]
 
@@ -138,11 +138,11 @@ class Follower:
                   old_inode: int | None) -> int:
         """Where to resume in a file that replaced the one the position referred to.
 
-        Rotation leaves a map from old to new offsets (see bridge._rotation_map);
+        Rotation leaves a map from old to new offsets (see bridge.archive._rotation_map);
         without one the file was replaced by hand, and reading restarts at its
         beginning.
         """
-        from ._rotate import relocate_offset
+        from ..archive._rotate import relocate_offset
 
         new = relocate_offset(self.bridge.directory, old_epoch, old_offset, read_epoch(fd),
                               old_inode=old_inode)

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from ._errors import InvalidInput
+from .._errors import InvalidInput
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
+    from ..local._bridge import Bridge
     from ._remote import RemoteBridge
 
 __all__ = ["BridgeURL", "connect", "parse_url"]
@@ -134,7 +134,7 @@ def connect(url: str | os.PathLike[str] | BridgeURL | None = None, *, agent: str
         url = os.environ.get("BRIDGE_URL") or None
     parsed = url if isinstance(url, BridgeURL) else parse_url(url)
     if not parsed.remote:
-        from ._bridge import Bridge
+        from ..local._bridge import Bridge
 
         local = {k: v for k, v in options.items() if k in _LOCAL_OPTIONS}
         unknown = set(options) - _LOCAL_OPTIONS - _REMOTE_OPTIONS

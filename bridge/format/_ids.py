@@ -119,7 +119,7 @@ def ulid_time_ms(record_id: str) -> int | None:
 
 def validate_agent_name(name: str, what: str = "agent name") -> str:
     """Return ``name`` if it is a valid agent name, else raise InvalidInput."""
-    from ._errors import InvalidInput
+    from .._errors import InvalidInput
 
     if not isinstance(name, str) or not AGENT_NAME_RE.match(name):
         raise InvalidInput(

@@ -3,7 +3,7 @@
 The live file keeps its name; a rotation replaces it (docs/protocol.md §9):
 
 1. **plan** (no lock): snapshot the size, fold the file up to it, and decide
-   every line's destination (bridge._rotation_plan);
+   every line's destination (bridge.archive._rotation_plan);
 2. **journal**: write ``rotation.json`` with each archive's size before any
    byte is appended to it, so that a crash can be rolled back exactly;
 3. **build** (no lock): append the leaving lines to the month archives, write
@@ -39,12 +39,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .._errors import BridgeError, BridgeIOError, BridgeUnavailable, InvalidInput
+from ..format._ids import new_id
+from ..format._records import PROTOCOL_VERSION, encode
+from ..format._scan import line_start_before
+from ..format._time import now_ts
+from ..store._fs import Perms, atomic_write, fsync_dir, open_private, write_all
+from ..store._lock import lock_holders
 from ._archive import ArchiveAppender, archive_path
-from ._errors import BridgeError, BridgeIOError, BridgeUnavailable, InvalidInput
-from ._fs import Perms, atomic_write, fsync_dir, open_private, write_all
-from ._ids import new_id
-from ._lock import lock_holders
-from ._records import PROTOCOL_VERSION, encode
 from ._rotation_map import (
     MAPS_DIR,
     RotationMap,
@@ -56,11 +58,9 @@ from ._rotation_map import (
     write_map_runs,
 )
 from ._rotation_plan import DROP, KEEP, Plan, Sink, census, copy_runs, make_plan
-from ._scan import line_start_before
-from ._time import now_ts
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
+    from ..local._bridge import Bridge
 
 __all__ = ["DEFAULT_OLDER_THAN", "STEPS", "RotationResult", "pending_archive_sizes",
            "relocate_offset", "repair_rotation", "rotate", "rotation_running", "rotation_state"]
@@ -178,7 +178,7 @@ def rotation_state(directory: Path) -> dict[str, Any] | None:
 # -- recovery -----------------------------------------------------------------------------
 
 def _read_epoch_of(path: Path) -> str | None:
-    from ._follow import read_epoch
+    from ..delivery._follow import read_epoch
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -360,7 +360,7 @@ def _rotate_open_file(bridge: Bridge, fd: int, result: RotationResult, *, now: f
                       older_than: float | None, max_size: int | None, compress: bool,
                       progress: Callable[[int, int], None] | None,
                       step: Callable[[str], None]) -> None:
-    from ._follow import read_epoch
+    from ..delivery._follow import read_epoch
 
     directory = bridge.directory
     st = os.fstat(fd)

@@ -34,13 +34,13 @@ from typing import Any
 
 import orjson
 
-from ._bridge import DEFAULT_MAX_RECORD_BYTES, Bridge, SendResult, default_directory
-from ._doctor import run_doctor
-from ._errors import BridgeError, BridgeUnavailable, InvalidInput, ProtocolMismatch
-from ._follow import Follower, read_epoch
-from ._records import BadLine, Entry, check_record, decode_line
-from ._scan import iter_lines_reverse, line_start_before
-from ._stats import compute_stats
+from .._errors import BridgeError, BridgeUnavailable, InvalidInput, ProtocolMismatch
+from ..delivery._follow import Follower, read_epoch
+from ..format._records import BadLine, Entry, check_record, decode_line
+from ..format._scan import iter_lines_reverse, line_start_before
+from ..inspection._doctor import run_doctor
+from ..inspection._stats import compute_stats
+from ..local._bridge import DEFAULT_MAX_RECORD_BYTES, Bridge, SendResult, default_directory
 from ._wire import (
     BANNER_EVENT,
     MAX_REPLY,
@@ -231,7 +231,7 @@ class Server:
 
     def run(self) -> int:
         """Serve until the client leaves; returns the process exit code (0)."""
-        from . import __version__
+        from .. import __version__
 
         self.out.send({"ev": BANNER_EVENT, "protocol": PROTOCOL_NAME, "versions": list(VERSIONS),
                        "server": __version__})
@@ -375,7 +375,7 @@ class Server:
                   create: bool = True, durability: str = "always", group: str | None = None,
                   lock_timeout: float | None = None, client: str | None = None,
                   max_record_bytes: int | None = None) -> dict[str, Any]:
-        from . import __version__
+        from .. import __version__
 
         if version not in VERSIONS:
             raise ProtocolMismatch(
@@ -532,13 +532,13 @@ class Server:
 
     def _op_rotate(self, *, older_than: float | None = None, max_size: int | None = None,
                    compress: bool = False, dry_run: bool = False) -> dict[str, Any]:
-        from ._rotate import rotate
+        from ..archive._rotate import rotate
 
         return rotate(self._need(), older_than=older_than, max_size=max_size,
                       compress=bool(compress), dry_run=bool(dry_run)).to_dict()
 
     def _op_search(self, *, text: str, limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
-        from ._search import search
+        from ..archive._search import search
 
         # Bounded: a reply is one line, and the client asked for at most `limit`.
         cap = max(1, min(int(limit) if limit else SEARCH_CAP, SEARCH_CAP))
@@ -609,7 +609,7 @@ class Server:
         epoch, inode = resume.get("epoch"), resume.get("inode")
         if consumer is not None and resume.get("committed") is not None:
             # Commits are pipelined; one lost with the connection is replayed here.
-            from ._cursor import Cursor
+            from ..store._cursor import Cursor
 
             b.cursors.save(Cursor(consumer, int(resume["committed"]), epoch, inode))
         start = offset
@@ -624,7 +624,7 @@ class Server:
                 os.close(fd)
             same = (epoch == live_epoch) if (epoch and live_epoch) else inode == live_ino
             if not same:
-                from ._rotate import relocate_offset
+                from ..archive._rotate import relocate_offset
 
                 moved = relocate_offset(b.directory, epoch, offset, live_epoch)
                 if moved is None:

@@ -7,13 +7,13 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from ._fold import Fold
-from ._records import Entry
-from ._scan import scan
-from ._time import parse_ts
+from ..format._records import Entry
+from ..format._scan import scan
+from ..format._time import parse_ts
+from ..store._fold import Fold
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
+    from ..local._bridge import Bridge
 
 __all__ = ["compute_stats"]
 

@@ -24,13 +24,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConnectionLost
-from ._records import BadLine, Entry
+from .._errors import ConnectionLost
+from ..format._records import BadLine, Entry
 from ._session import Lost, Session
 from ._wire import entry_from_wire, error_from_wire
 
 if TYPE_CHECKING:
-    from ._follow import Start
+    from ..delivery._follow import Start
     from ._remote import RemoteBridge
 
 __all__ = ["CREDIT", "RemoteFollower"]

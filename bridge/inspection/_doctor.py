@@ -20,14 +20,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._errors import BridgeError
-from ._fold import Fold
-from ._fs import mode_problems
-from ._records import BadLine, Entry
-from ._scan import line_start_before, scan
+from .._errors import BridgeError
+from ..format._records import BadLine, Entry
+from ..format._scan import line_start_before, scan
+from ..store._fold import Fold
+from ..store._fs import mode_problems
 
 if TYPE_CHECKING:
-    from ._bridge import Bridge
+    from ..local._bridge import Bridge
 
 __all__ = ["DoctorReport", "Finding", "run_doctor"]
 
@@ -144,7 +144,7 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
     """
     report = DoctorReport(path=str(bridge.log_path))
     if repair:
-        from ._rotate import repair_rotation
+        from ..archive._rotate import repair_rotation
 
         outcome = repair_rotation(bridge)
         if outcome is not None:
@@ -153,8 +153,8 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
                  bridge.directory / "PAUSE", *sorted(bridge.cursors.directory.glob("*.json"))):
         for problem in mode_problems(path, bridge.perms):
             report.findings.append(Finding("warning", "permissions", problem))
-    from ._follow import read_epoch
-    from ._rotate import pending_archive_sizes
+    from ..archive._rotate import pending_archive_sizes
+    from ..delivery._follow import read_epoch
 
     _check_rotation_state(bridge, report)
     try:
@@ -174,7 +174,7 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
         return report
     # While a rotation runs (or started while we read), its half-built archives may repeat
     # live records, legitimately.
-    from ._rotate import rotation_running
+    from ..archive._rotate import rotation_running
 
     running = rotation_running(bridge.directory) or any(
         f.kind == "rotation" and f.severity == "warning" for f in report.findings)
@@ -232,7 +232,7 @@ def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[st
             f"{expired} open message(s) are past their expiry (shown as expired)"))
     for cursor in bridge.cursors.all():
         if cursor.epoch and fold.epoch and cursor.epoch != fold.epoch:
-            from ._rotate import relocate_offset
+            from ..archive._rotate import relocate_offset
 
             if relocate_offset(bridge.directory, cursor.epoch, cursor.offset, fold.epoch,
                                old_inode=cursor.inode) is None:
@@ -249,7 +249,7 @@ def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[st
 
 def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> None:
     """Report a running or interrupted rotation, or one's leftovers."""
-    from ._rotate import TMP_NAME, rotation_running, rotation_state
+    from ..archive._rotate import TMP_NAME, rotation_running, rotation_state
 
     journal = rotation_state(bridge.directory)
     if rotation_running(bridge.directory):
@@ -274,8 +274,8 @@ def check_archives(bridge: Bridge, report: DoctorReport,
     ``limits`` (archive path relative to the bridge -> size) restricts a check
     to what an archive held before a rotation that is appending to it.
     """
-    from ._archive import list_archives
-    from ._search import iter_archive
+    from ..archive._archive import list_archives
+    from ..archive._search import iter_archive
 
     seen: dict[str, str] = {}
     now = time.time()

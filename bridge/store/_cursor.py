@@ -14,10 +14,10 @@ from pathlib import Path
 
 import orjson
 
-from ._errors import InvalidInput
+from .._errors import InvalidInput
+from ..format._ids import validate_agent_name
+from ..format._time import now_ts
 from ._fs import Perms, atomic_write
-from ._ids import validate_agent_name
-from ._time import now_ts
 
 __all__ = ["Cursor", "CursorStore"]
 

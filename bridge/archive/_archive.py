@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import BridgeIOError
-from ._fs import Perms, fsync_dir, write_all
-from ._time import parse_ts
+from .._errors import BridgeIOError
+from ..format._time import parse_ts
+from ..store._fs import Perms, fsync_dir, write_all
 
 __all__ = [
     "ARCHIVE_DIR",

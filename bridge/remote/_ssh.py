@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ._errors import (
+from .._errors import (
     AuthenticationFailed,
     ConfigError,
     HostKeyChanged,

@@ -1,0 +1,1 @@
+"""Delivery: watching the log for change and following it from a position."""

@@ -1,0 +1,1 @@
+"""Inspection: the doctor (consistency checks and repair) and statistics."""

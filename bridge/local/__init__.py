@@ -1,0 +1,1 @@
+"""The local backend: a bridge directory on this machine."""

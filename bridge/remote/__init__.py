@@ -1,0 +1,1 @@
+"""The remote backends: bridge URLs, SSH, the wire protocol, `bridge serve` and its client, the SFTP fallback."""
