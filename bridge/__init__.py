@@ -21,6 +21,8 @@ import importlib
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
+    from ._api import Backend, Subscription
+    from ._capabilities import Capabilities
     from ._errors import (
         AuthenticationFailed,
         BridgeError,
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
         Finding,
         run_doctor,
     )
+    from .inspection._ping import PingResult
     from .inspection._stats import (
         compute_stats,
     )
@@ -90,7 +93,6 @@ if TYPE_CHECKING:
         parse_meta,
     )
     from .remote._remote import (
-        PingResult,
         RemoteBridge,
         ping,
     )
@@ -113,6 +115,8 @@ if TYPE_CHECKING:
     from .store._pause import (
         PauseInfo,
     )
+    from .store._results import DEFAULT_LEASE
+    from .store._writer import Durability
 
     AnyBridge: TypeAlias = Bridge | RemoteBridge
     """What :func:`connect` returns: a local or a remote bridge, with the same API."""
@@ -120,13 +124,18 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
+    "Backend": "._api",
+    "Subscription": "._api",
+    "Capabilities": "._capabilities",
+    "DEFAULT_LEASE": ".store._results",
+    "Durability": ".store._writer",
     "DEFAULT_MAX_RECORD_BYTES": ".local._bridge",
     "LOG_NAME": ".local._bridge",
     "Bridge": ".local._bridge",
-    "BridgeStatus": ".local._bridge",
-    "History": ".local._bridge",
-    "MessageView": ".local._bridge",
-    "SendResult": ".local._bridge",
+    "BridgeStatus": ".store._results",
+    "History": ".store._results",
+    "MessageView": ".store._results",
+    "SendResult": ".store._results",
     "default_directory": ".local._bridge",
     "parse_meta": ".local._bridge",
     "DoctorReport": ".inspection._doctor",
@@ -163,11 +172,11 @@ _EXPORTS: dict[str, str] = {
     "BadLine": ".format._records",
     "Entry": ".format._records",
     "Message": ".format._records",
-    "PingResult": ".remote._remote",
+    "PingResult": ".inspection._ping",
     "RemoteBridge": ".remote._remote",
     "ping": ".remote._remote",
     "RemoteFollower": ".remote._remote_follow",
-    "DEFAULT_OLDER_THAN": ".archive._rotate",
+    "DEFAULT_OLDER_THAN": ".store._results",
     "RotationResult": ".archive._rotate",
     "repair_rotation": ".archive._rotate",
     "rotate": ".archive._rotate",
@@ -199,17 +208,27 @@ def __dir__() -> list[str]:
     # The public names, not the helpers this file imports for itself (typing's).
     import types
 
-    return sorted({*__all__, *(k for k, v in globals().items()
-                               if k.startswith("_") or isinstance(v, types.ModuleType))})
+    return sorted(
+        {
+            *__all__,
+            *(
+                k
+                for k, v in globals().items()
+                if k.startswith("_") or isinstance(v, types.ModuleType)
+            ),
+        }
+    )
 
 
 __all__ = [
+    "DEFAULT_LEASE",
     "DEFAULT_MAX_RECORD_BYTES",
     "DEFAULT_OLDER_THAN",
     "LOG_NAME",
     "PROTOCOL_VERSION",
     "AnyBridge",
     "AuthenticationFailed",
+    "Backend",
     "BadLine",
     "Bridge",
     "BridgeError",
@@ -217,9 +236,11 @@ __all__ = [
     "BridgeStatus",
     "BridgeURL",
     "BridgeUnavailable",
+    "Capabilities",
     "ConfigError",
     "ConnectionLost",
     "DoctorReport",
+    "Durability",
     "DurabilityError",
     "Entry",
     "Finding",
@@ -250,6 +271,7 @@ __all__ = [
     "SendResult",
     "SftpBridge",
     "StateConflict",
+    "Subscription",
     "UnknownHostKey",
     "UnsupportedFilesystem",
     "__version__",

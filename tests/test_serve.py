@@ -305,8 +305,8 @@ def test_a_client_may_lower_the_record_limit_but_not_raise_it(servers, tmp_path:
 
 def test_pushes_are_cut_to_size_and_an_unsendable_record_is_reported_not_retried(
         bridge_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bridge import _serve
     from bridge.delivery._follow import Follower
+    from bridge.remote import _serve
 
     monkeypatch.setattr(_serve, "PUSH_BYTES", 3000)
     monkeypatch.setattr(_serve, "MAX_REPLY", 10_000)
@@ -332,7 +332,7 @@ def test_pushes_are_cut_to_size_and_an_unsendable_record_is_reported_not_retried
 
 def test_a_reply_over_the_limit_becomes_an_error_reply(bridge_dir: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from bridge import _serve
+    from bridge.remote import _serve
 
     monkeypatch.setattr(_serve, "MAX_REPLY", 5000)
     with Bridge(bridge_dir, agent="local") as local:
@@ -360,7 +360,7 @@ class InProcess:
     """A Server on two pipes in a thread; replies are collected by a second thread."""
 
     def __init__(self) -> None:
-        from bridge import _serve
+        from bridge.remote import _serve
 
         self.in_r, self.in_w = os.pipe()
         self.out_r, out_w = os.pipe()

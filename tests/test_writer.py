@@ -23,8 +23,8 @@ from bridge import (
     UnsupportedFilesystem,
     run_doctor,
 )
-from bridge import _fs as fs_mod
 from bridge.delivery._follow import read_epoch
+from bridge.store import _fs as fs_mod
 
 
 def lines_of(path: Path) -> list[bytes]:

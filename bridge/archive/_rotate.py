@@ -46,6 +46,7 @@ from ..format._scan import line_start_before
 from ..format._time import now_ts
 from ..store._fs import Perms, atomic_write, fsync_dir, open_private, write_all
 from ..store._lock import lock_holders
+from ..store._results import DEFAULT_OLDER_THAN
 from ._archive import ArchiveAppender, archive_path
 from ._rotation_map import (
     MAPS_DIR,
@@ -65,8 +66,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OLDER_THAN", "STEPS", "RotationResult", "pending_archive_sizes",
            "relocate_offset", "repair_rotation", "rotate", "rotation_running", "rotation_state"]
 
-DEFAULT_OLDER_THAN = 30 * 86400.0
-"""Finished messages older than this (seconds) are archived by default (30 days)."""
 
 JOURNAL_NAME = "rotation.json"
 ROTATION_LOCK_NAME = "rotation.lock"

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .._capabilities import Capabilities
 from .._errors import (
     BridgeIOError,
     BridgeUnavailable,
@@ -38,15 +39,29 @@ from ..format._records import (
 )
 from ..format._scan import iter_lines, iter_lines_reverse, line_start_before, read_line_at, scan
 from ..format._time import format_ms, format_ts, now_ts, parse_duration
+from ..inspection._ping import PingResult
 from ..store._cursor import CursorStore
 from ..store._fold import Fold, MessageState
 from ..store._fs import LOG_NAME, Perms, check_filesystem, default_directory
 from ..store._lock import BridgeLock
 from ..store._pause import PauseInfo, read_pause, remove_pause, write_pause
+from ..store._results import (
+    DEFAULT_LEASE,
+    DEFAULT_OLDER_THAN,
+    BridgeStatus,
+    History,
+    MessageView,
+    SendResult,
+    StatusShortcuts,
+)
 from ..store._writer import Durability, LogWriter
 
 if TYPE_CHECKING:
+    from ..archive._rotate import RotationResult
+    from ..archive._search import Hit
     from ..delivery._follow import Follower
+    from ..inspection._doctor import DoctorReport
+
 
 __all__ = [
     "DEFAULT_MAX_RECORD_BYTES",
@@ -68,9 +83,6 @@ CURSORS_NAME = "cursors"
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 """A message whose encoded line is larger than this (1 MiB) is refused at send."""
 
-DEFAULT_LEASE = 300.0
-"""Seconds a claim holds a message before another worker may take it."""
-
 REPLY_INHERITS = ("whatsapp_sender", "chat_id", "context")
 """Metadata keys a reply copies from the message it answers (so Kami knows the chat)."""
 
@@ -78,78 +90,6 @@ REPLY_INHERITS = ("whatsapp_sender", "chat_id", "context")
 _new_tuple = tuple.__new__
 _dumps = orjson.dumps
 _APPEND_NEWLINE = orjson.OPT_APPEND_NEWLINE
-
-
-class SendResult(NamedTuple):
-    """The id of an appended message (or of the original, for a repeated idempotency key)."""
-
-    id: str
-    offset: int
-    duplicate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class MessageView:
-    """A message's record together with its folded state."""
-
-    message: Message
-    state: MessageState
-
-    @property
-    def id(self) -> str:
-        return self.message.id
-
-    def status(self, now: float | None = None) -> str:
-        """The effective status now (``expired`` for an open message past expiry)."""
-        return self.state.effective_status(time.time() if now is None else now)
-
-
-@dataclass(frozen=True)
-class History:
-    """Everything about one message: itself, its status records, its thread."""
-
-    view: MessageView
-    changes: list[dict[str, Any]]
-    thread: list[MessageView]
-    archive: Path | None = None
-    """The archive the message was found in (None: the live file)."""
-
-
-@dataclass(frozen=True)
-class BridgeStatus:
-    """A summary for ``bridge status``."""
-
-    directory: Path
-    paused: PauseInfo | None
-    counts: dict[str, int]
-    size: int
-    records: int
-    bad_lines: int
-    last_activity: str | None
-    epoch: str | None
-    durability: str
-    filesystem: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class StatusShortcuts:
-    """``done``/``fail``/``cancel`` in terms of ``set_status``, for every kind of bridge."""
-
-    def set_status(self, ref: str, status: str, *, reason: str | None = None,
-                   sender: str | None = None, force: bool = False) -> str:
-        raise NotImplementedError
-
-    def done(self, ref: str, **kw: Any) -> str:
-        """Mark ``ref`` done."""
-        return self.set_status(ref, "done", **kw)
-
-    def fail(self, ref: str, reason: str | None = None, **kw: Any) -> str:
-        """Mark ``ref`` failed, with a reason."""
-        return self.set_status(ref, "failed", reason=reason, **kw)
-
-    def cancel(self, ref: str, reason: str | None = None, **kw: Any) -> str:
-        """Cancel ``ref`` (allowed even while another agent holds it)."""
-        return self.set_status(ref, "cancelled", reason=reason, **kw)
 
 
 class Bridge(StatusShortcuts):
@@ -651,6 +591,15 @@ class Bridge(StatusShortcuts):
         fold = self.fold()
         return [self._view(s) for s in fold if s.status == "dead" and s.addressed_to(agent)]
 
+    def thread(self, message_id: str) -> list[MessageView]:
+        """The message and every message that answers it (transitively), oldest first.
+
+        Raises NotFound. An archived message's thread is what its archive holds.
+        """
+        if self.fold().get(message_id) is None:
+            return self._archived_history(message_id).thread
+        return [self._view(s) for s in self.fold().thread(message_id)]
+
     def history(self, message_id: str) -> History:
         """The message, every status record about it (scanned from the file), and its thread.
 
@@ -797,6 +746,54 @@ class Bridge(StatusShortcuts):
         """Hold the bridge lock with the fold caught up (for multi-step changes)."""
         with self.lock:
             yield self.fold()
+
+    # -- inspection and maintenance ----------------------------------------------------------
+
+    capabilities = Capabilities(local_files=True, rotate=True, search_archives=True,
+                                repair=True, groups=True, remote=False)
+    """What this backend can do (see :class:`bridge.Capabilities`)."""
+
+    def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """Check the live file, the archives, the fold and the directory (see ``bridge doctor``)."""
+        from ..inspection._doctor import run_doctor
+
+        return run_doctor(self, repair=repair)
+
+    def stats(self) -> dict[str, Any]:
+        """A summary of the live file as a JSON-ready dict (see ``bridge stats``)."""
+        from ..inspection._stats import compute_stats
+
+        return compute_stats(self)
+
+    def rotate(self, *, older_than: float | None = DEFAULT_OLDER_THAN,
+               max_size: int | None = None, compress: bool = False, dry_run: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> RotationResult:
+        """Move finished messages into monthly archives (see :func:`bridge.rotate`)."""
+        from ..archive._rotate import rotate
+
+        return rotate(self, older_than=older_than, max_size=max_size, compress=compress,
+                      dry_run=dry_run, progress=progress)
+
+    def search(self, text: str, *, regex: bool = False, ignore_case: bool = False,
+               since: float | None = None, until: float | None = None,
+               sender: str | None = None, to: str | None = None, archives: bool = False,
+               limit: int | None = None) -> Iterator[Hit]:
+        """Messages whose content matches ``text``, newest first, at most ``limit``
+        (None: all); see :func:`bridge.search` for the filters."""
+        from ..archive._search import search
+
+        hits = search(self, text, regex=regex, ignore_case=ignore_case, since=since,
+                      until=until, sender=sender, to=to, archives=archives)
+        return hits if limit is None else itertools.islice(hits, max(0, limit))
+
+    def ping(self, rounds: int = 5) -> PingResult:
+        """This toolkit's version, the directory and the pause state (no round trips:
+        nothing lies between the caller and the file)."""
+        del rounds
+        from .. import __version__
+
+        where = str(self.directory)
+        return PingResult(where, None, [], None, __version__, where, self.paused())
 
 
 def parse_meta(pairs: Iterable[str]) -> dict[str, Any]:

@@ -1,1 +1,1 @@
-"""The remote backends: bridge URLs, SSH, the wire protocol, `bridge serve` and its client, the SFTP fallback."""
+"""The remote backends: URLs, SSH, the wire, `bridge serve` and its client, the SFTP fallback."""

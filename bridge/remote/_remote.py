@@ -20,11 +20,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, overload
 
+from .._capabilities import Capabilities
 from .._errors import (
     AuthenticationFailed,
     ConnectionLost,
@@ -37,17 +37,20 @@ from ..archive._rotate import RotationResult
 from ..archive._search import Hit
 from ..format._ids import validate_agent_name
 from ..format._records import Entry
-from ..local._bridge import (
-    LOG_NAME,
-    Bridge,
+from ..inspection._ping import PingResult
+from ..store._fold import Fold, MessageState
+from ..store._fs import LOG_NAME
+from ..store._pause import PauseInfo
+from ..store._results import (
+    DEFAULT_LEASE,
+    DEFAULT_OLDER_THAN,
     BridgeStatus,
     History,
     MessageView,
     SendResult,
     StatusShortcuts,
 )
-from ..store._fold import Fold, MessageState
-from ..store._pause import PauseInfo
+from ..store._writer import Durability
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session, clone
 from ._ssh import SSHTarget, resolve_target
 from ._url import BridgeURL, parse_url
@@ -63,10 +66,11 @@ from ._wire import (
 )
 
 if TYPE_CHECKING:
+    from .._api import Backend
     from ..inspection._doctor import DoctorReport
     from ._remote_follow import RemoteFollower
 
-__all__ = ["DEFAULT_RECONNECT_TIMEOUT", "PingResult", "RemoteBridge", "backoff_delays", "ping"]
+__all__ = ["DEFAULT_RECONNECT_TIMEOUT", "RemoteBridge", "backoff_delays", "ping"]
 
 DEFAULT_RECONNECT_TIMEOUT = 30.0
 """How long a call keeps reconnecting to a host that went away before it gives up."""
@@ -94,44 +98,9 @@ def backoff_delays() -> Iterator[float]:
         delay = min(delay * 2, BACKOFF_CAP)
 
 
-@dataclass(frozen=True)
-class PingResult:
-    """What ``bridge ping`` reports (for a local bridge: no connection, no round trips)."""
-
-    url: str
-    connect_ms: float | None
-    rtt_ms: list[float]
-    protocol: int | None
-    server: str
-    directory: str
-    paused: PauseInfo | None
-
-    @property
-    def remote(self) -> bool:
-        return self.protocol is not None
-
-    def to_dict(self) -> dict[str, Any]:
-        rtt = sorted(self.rtt_ms)
-        return {
-            "url": self.url, "remote": self.remote, "version": self.server,
-            "protocol": self.protocol, "directory": self.directory,
-            "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 2),
-            "rtt_ms": {"min": round(rtt[0], 3), "median": round(rtt[len(rtt) // 2], 3),
-                       "max": round(rtt[-1], 3), "count": len(rtt)} if rtt else None,
-            "paused": self.paused is not None,
-            "pause": self.paused.to_dict() if self.paused else None,
-        }  # fmt: skip
-
-
-def ping(b: Bridge | RemoteBridge, rounds: int = 5) -> PingResult:
-    """``bridge ping``: a remote bridge's round trips and version; a local one's version.
-
-    Both report the pause state.
-    """
-    if isinstance(b, RemoteBridge):
-        return b.ping(rounds)
-    return PingResult(str(b.directory), None, [], None, _version(), str(b.directory),
-                      b.paused())
+def ping(b: Backend, rounds: int = 5) -> PingResult:
+    """``bridge ping``: what :meth:`ping` of any backend says (kept for 0.1 callers)."""
+    return b.ping(rounds)
 
 
 def _send_result(obj: list[Any]) -> SendResult:
@@ -164,7 +133,7 @@ class RemoteBridge(StatusShortcuts):
         url: str | BridgeURL,
         *,
         agent: str = "cli",
-        durability: str = "always",
+        durability: Durability = "always",
         group: str | None = None,
         lock_timeout: float | None = None,
         create: bool = True,
@@ -326,8 +295,13 @@ class RemoteBridge(StatusShortcuts):
         return f"RemoteBridge({str(self.url)!r}, agent={self.agent!r})"
 
     @property
-    def durability(self) -> str:
+    def durability(self) -> Durability:
         return self._durability
+
+    capabilities = Capabilities(local_files=False, rotate=True, search_archives=True,
+                                repair=False, groups=True, remote=True)
+    """What this backend can do (see :class:`bridge.Capabilities`): everything the host's
+    bridge can, but repair stays a job for ``bridge doctor --repair`` run on the host."""
 
     def ping(self, rounds: int = 5) -> PingResult:
         """Round trips of a heartbeat request, the host's version and pause state."""
@@ -449,13 +423,13 @@ class RemoteBridge(StatusShortcuts):
                                                 "force": force})
         return result
 
-    def claim(self, ref: str, *, lease: float = 300.0, sender: str | None = None
+    def claim(self, ref: str, *, lease: float = DEFAULT_LEASE, sender: str | None = None
               ) -> MessageView:
         """Take ``ref`` for ``lease`` seconds (see :meth:`Bridge.claim`)."""
         return view_from_wire(self._call("claim", {"ref": ref, "lease": lease,
                                                    "sender": sender or self.agent}))
 
-    def claim_next(self, agent: str | None = None, *, lease: float = 300.0,
+    def claim_next(self, agent: str | None = None, *, lease: float = DEFAULT_LEASE,
                    types: Iterable[str] = ("request",)) -> MessageView | None:
         """Claim the first available message for ``agent``, or None."""
         got = self._call("claim_next", {"agent": agent or self.agent, "lease": lease,
@@ -493,6 +467,10 @@ class RemoteBridge(StatusShortcuts):
         """Messages for ``agent`` given up on (``dead``) still in the live file."""
         return [view_from_wire(v) for v in self._call("dead_letters", {"agent": agent},
                                                       retry=True)]
+
+    def thread(self, message_id: str) -> list[MessageView]:
+        """The message and every message that answers it, oldest first, as the host sees it."""
+        return self.history(message_id).thread
 
     def history(self, message_id: str) -> History:
         """The message, its status records and its thread."""
@@ -587,8 +565,12 @@ class RemoteBridge(StatusShortcuts):
         """Pause state, message counts, size and last activity, as the host sees them."""
         return status_from_wire(self._call("status", retry=True))
 
-    def doctor(self) -> DoctorReport:
-        """``bridge doctor`` run on the host."""
+    def doctor(self, *, repair: bool = False) -> DoctorReport:
+        """``bridge doctor`` run on the host (repair is refused: run it there)."""
+        if repair:
+            raise RemoteUnsupported(
+                f"{self.url}: repair a remote bridge on its host (ssh in and run "
+                "bridge doctor --repair)")
         return doctor_from_wire(self._call("doctor", retry=True))
 
     def stats(self) -> dict[str, Any]:
@@ -596,17 +578,37 @@ class RemoteBridge(StatusShortcuts):
         result: dict[str, Any] = self._call("stats", retry=True)
         return result
 
-    def rotate(self, *, older_than: float | None = None, max_size: int | None = None,
-               compress: bool = False, dry_run: bool = False) -> RotationResult:
-        """``bridge rotate`` run on the host (under the host's locks)."""
-        result = self._call("rotate", {"older_than": older_than, "max_size": max_size,
-                                       "compress": compress, "dry_run": dry_run})
-        return RotationResult(**result)
+    def rotate(self, *, older_than: float | None = DEFAULT_OLDER_THAN,
+               max_size: int | None = None, compress: bool = False, dry_run: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> RotationResult:
+        """``bridge rotate`` run on the host (under the host's locks).
 
-    def search(self, text: str, *, limit: int = 50, **filters: Any) -> list[Hit]:
-        """``bridge search`` run on the host; at most ``limit`` hits (0: the host's cap)."""
-        items = self._call("search", {"text": text, "limit": limit, **filters}, retry=True)
-        return [Hit(i["record"], i["line"].encode(), i["source"]) for i in items]
+        ``progress`` is called once, at the end: the copying happens on the host.
+        """
+        result = RotationResult(**self._call("rotate", {
+            "older_than": older_than, "max_size": max_size, "compress": compress,
+            "dry_run": dry_run}))
+        if progress is not None:
+            total = result.moved_bytes + result.kept_bytes
+            progress(total, total)
+        return result
+
+    def search(self, text: str, *, regex: bool = False, ignore_case: bool = False,
+               since: float | None = None, until: float | None = None,
+               sender: str | None = None, to: str | None = None, archives: bool = False,
+               limit: int | None = None) -> Iterator[Hit]:
+        """``bridge search`` run on the host, newest first, at most ``limit`` hits.
+
+        One reply carries the hits, so the host caps them (10,000 by default);
+        ``limit=None`` asks for that many.
+        """
+        filters = {"regex": regex, "ignore_case": ignore_case, "since": since, "until": until,
+                   "sender": sender, "to": to, "archives": archives}
+        asked = 0 if limit is None else max(0, limit)
+        if limit is not None and asked == 0:
+            return iter(())
+        items = self._call("search", {"text": text, "limit": asked, **filters}, retry=True)
+        return iter([Hit(i["record"], i["line"].encode(), i["source"]) for i in items])
 
 
 def _version() -> str:

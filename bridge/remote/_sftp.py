@@ -47,6 +47,7 @@ from .._errors import (
     InvalidInput,
     LockTimeout,
     RemoteError,
+    RemoteUnsupported,
 )
 from ..format._ids import new_id
 from ..format._records import PROTOCOL_VERSION, encode
@@ -517,8 +518,11 @@ class SftpBridge(Bridge):
         self.refresh()
         return super().entries(start, end)
 
-    def doctor(self) -> DoctorReport:
+    def doctor(self, *, repair: bool = False) -> DoctorReport:
         """``bridge doctor`` on the copy: the lines and the fold (not the host's file modes)."""
+        if repair:
+            raise RemoteUnsupported(f"{self.url}: the SFTP fallback cannot repair; run bridge "
+                                    "doctor --repair on the host")
         self.refresh()
         report = run_doctor(self)
         report.path = f"{self.remote_dir}/{LOG_NAME}"
