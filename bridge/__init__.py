@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from ._api import Backend, Subscription
     from ._capabilities import Capabilities
+    from ._connect import Environment, connect
     from ._errors import (
         AuthenticationFailed,
         BridgeError,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         UnknownHostKey,
         UnsupportedFilesystem,
     )
+    from ._url import BridgeURL, parse_url
     from .archive._rotate import (
         DEFAULT_OLDER_THAN,
         RotationResult,
@@ -102,11 +104,6 @@ if TYPE_CHECKING:
     from .remote._sftp import (
         SftpBridge,
     )
-    from .remote._url import (
-        BridgeURL,
-        connect,
-        parse_url,
-    )
     from .store._fold import (
         Fold,
         FoldIssue,
@@ -118,8 +115,8 @@ if TYPE_CHECKING:
     from .store._results import DEFAULT_LEASE
     from .store._writer import Durability
 
-    AnyBridge: TypeAlias = Bridge | RemoteBridge
-    """What :func:`connect` returns: a local or a remote bridge, with the same API."""
+    AnyBridge: TypeAlias = Backend
+    """Another name for :class:`Backend` (what :func:`connect` returns), kept from 0.1."""
 
 __version__ = "0.1.0"
 
@@ -186,15 +183,16 @@ _EXPORTS: dict[str, str] = {
     "compute_stats": ".inspection._stats",
     "parse_duration": ".format._time",
     "parse_ts": ".format._time",
-    "BridgeURL": ".remote._url",
-    "connect": ".remote._url",
-    "parse_url": ".remote._url",
+    "BridgeURL": "._url",
+    "Environment": "._connect",
+    "connect": "._connect",
+    "parse_url": "._url",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name == "AnyBridge":
-        value: Any = __getattr__("Bridge") | __getattr__("RemoteBridge")
+        value: Any = __getattr__("Backend")
     else:
         module = _EXPORTS.get(name)
         if module is None:
@@ -243,6 +241,7 @@ __all__ = [
     "Durability",
     "DurabilityError",
     "Entry",
+    "Environment",
     "Finding",
     "Fold",
     "FoldIssue",

@@ -26,8 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridge import Bridge
-
 if TYPE_CHECKING:
     from bridge import AnyBridge, MessageView
 
@@ -38,10 +36,8 @@ APPROVE = frozenset({"yes", "y", "ok", "okay", "confirm", "confirmed", "approve"
 
 
 def thread_of(bridge: AnyBridge, message_id: str) -> list[MessageView]:
-    """The messages of ``message_id``'s thread (cheap locally: the fold has them)."""
-    if isinstance(bridge, Bridge):
-        return [bridge.get(s.id) for s in bridge.fold().thread(message_id)]
-    return bridge.history(message_id).thread
+    """The messages of ``message_id``'s thread, oldest first (any backend's :meth:`thread`)."""
+    return bridge.thread(message_id)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from bridge import (
     UnsupportedFilesystem,
     run_doctor,
 )
-from bridge.delivery._follow import read_epoch
+from bridge.format._scan import read_epoch
 from bridge.store import _fs as fs_mod
 
 

@@ -42,7 +42,7 @@ import orjson
 from .._errors import BridgeError, BridgeIOError, BridgeUnavailable, InvalidInput
 from ..format._ids import new_id
 from ..format._records import PROTOCOL_VERSION, encode
-from ..format._scan import line_start_before
+from ..format._scan import line_start_before, read_epoch
 from ..format._time import now_ts
 from ..store._fs import Perms, atomic_write, fsync_dir, open_private, write_all
 from ..store._lock import lock_holders
@@ -61,7 +61,7 @@ from ._rotation_map import (
 from ._rotation_plan import DROP, KEEP, Plan, Sink, census, copy_runs, make_plan
 
 if TYPE_CHECKING:
-    from ..local._bridge import Bridge
+    from ..store._store import LocalStore
 
 __all__ = ["DEFAULT_OLDER_THAN", "STEPS", "RotationResult", "pending_archive_sizes",
            "relocate_offset", "repair_rotation", "rotate", "rotation_running", "rotation_state"]
@@ -177,8 +177,6 @@ def rotation_state(directory: Path) -> dict[str, Any] | None:
 # -- recovery -----------------------------------------------------------------------------
 
 def _read_epoch_of(path: Path) -> str | None:
-    from ..delivery._follow import read_epoch
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
@@ -232,7 +230,7 @@ def _recover(directory: Path) -> str | None:
     return outcome
 
 
-def repair_rotation(bridge: Bridge) -> str | None:
+def repair_rotation(bridge: LocalStore) -> str | None:
     """Complete or roll back an interrupted rotation: "completed", "rolled back" or None."""
     with _rotation_lock(bridge.directory, bridge.perms):
         return _recover(bridge.directory)
@@ -240,7 +238,7 @@ def repair_rotation(bridge: Bridge) -> str | None:
 
 # -- the rotation ----------------------------------------------------------------------------
 
-def _horizon(bridge: Bridge, old_key: str | None, old_ino: int, snapshot: int,
+def _horizon(bridge: LocalStore, old_key: str | None, old_ino: int, snapshot: int,
              result: RotationResult) -> int:
     """The lowest position of any saved cursor in the live file (``snapshot`` if none)."""
     horizon = snapshot
@@ -282,7 +280,7 @@ def _owner_of(st: os.stat_result) -> tuple[int, int] | None:
     )
 
 
-def _journal(directory: Path, bridge: Bridge, data: dict[str, Any]) -> None:
+def _journal(directory: Path, bridge: LocalStore, data: dict[str, Any]) -> None:
     atomic_write(directory / JOURNAL_NAME, orjson.dumps(data), bridge.perms)
     fsync_dir(directory)
 
@@ -299,7 +297,7 @@ def _disk_error(exc: OSError, what: str) -> BridgeIOError:
 
 
 def rotate(
-    bridge: Bridge,
+    bridge: LocalStore,
     *,
     older_than: float | None = DEFAULT_OLDER_THAN,
     max_size: int | None = None,
@@ -355,12 +353,10 @@ def rotate(
     return result
 
 
-def _rotate_open_file(bridge: Bridge, fd: int, result: RotationResult, *, now: float,
+def _rotate_open_file(bridge: LocalStore, fd: int, result: RotationResult, *, now: float,
                       older_than: float | None, max_size: int | None, compress: bool,
                       progress: Callable[[int, int], None] | None,
                       step: Callable[[str], None]) -> None:
-    from ..delivery._follow import read_epoch
-
     directory = bridge.directory
     st = os.fstat(fd)
     snapshot = line_start_before(fd, st.st_size)
@@ -399,7 +395,7 @@ def _archive_for(directory: Path, month: str, compress: bool) -> Path:
     return other
 
 
-def _execute(bridge: Bridge, fd: int, st: os.stat_result, plan: Plan, result: RotationResult,
+def _execute(bridge: LocalStore, fd: int, st: os.stat_result, plan: Plan, result: RotationResult,
              old_key: str | None, compress: bool,
              progress: Callable[[int, int], None] | None, step: Callable[[str], None]) -> None:
     directory = bridge.directory
@@ -527,7 +523,7 @@ def _catch_up(fd: int, tmp_fd: int, snapshot: int) -> int:
     return pos - snapshot
 
 
-def _commit(bridge: Bridge, fd: int, tmp_fd: int, old_ino: int, copied_to: int,
+def _commit(bridge: LocalStore, fd: int, tmp_fd: int, old_ino: int, copied_to: int,
             rmap: RotationMap, step: Callable[[str], None]) -> tuple[float, int]:
     """The locked part: last bytes, map, seal, rename. Returns (ms held, old file's end)."""
     directory = bridge.directory
@@ -563,7 +559,7 @@ def _commit(bridge: Bridge, fd: int, tmp_fd: int, old_ino: int, copied_to: int,
     return held, end
 
 
-def _seal(bridge: Bridge, end: int, rmap: RotationMap) -> None:
+def _seal(bridge: LocalStore, end: int, rmap: RotationMap) -> None:
     """Append the seal to the old file: every writer's size check sees the change."""
     line = encode({"v": PROTOCOL_VERSION, "t": "event", "id": new_id(bridge.agent),
                    "ts": now_ts(), "from": bridge.agent, "event": "seal",
@@ -582,7 +578,7 @@ def _seal(bridge: Bridge, end: int, rmap: RotationMap) -> None:
         os.close(wfd)
 
 
-def _prune_maps(bridge: Bridge) -> None:
+def _prune_maps(bridge: LocalStore) -> None:
     """Drop maps no saved cursor needs, keeping the last KEEP_MAPS for unsaved followers."""
     maps = list_maps(bridge.directory)
     if len(maps) <= KEEP_MAPS:

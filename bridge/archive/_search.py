@@ -29,13 +29,13 @@ import orjson
 from .._errors import InvalidInput
 from ..format._ids import ulid_time_ms
 from ..format._records import BadLine, Entry, check_record, decode_line
-from ..format._scan import MAX_LINE, line_start_before
+from ..format._scan import MAX_LINE, line_start_before, read_epoch
 from ..format._time import format_ms, parse_ts
 from ..store._fold import Fold, MessageState
 from ._archive import ArchiveFile, iter_chunks_of, list_archives, month_of_ts
 
 if TYPE_CHECKING:
-    from ..local._bridge import Bridge
+    from ..store._store import LocalStore
 
 __all__ = ["ArchivedMessage", "Hit", "find_archived", "iter_archive", "search"]
 
@@ -194,7 +194,7 @@ def _month_in_range(month: str, since: float | None, until: float | None) -> boo
 
 
 def search(
-    bridge: Bridge,
+    bridge: LocalStore,
     text: str,
     *,
     regex: bool = False,
@@ -216,7 +216,6 @@ def search(
     """
     matcher = _Matcher(text, regex=regex, ignore_case=ignore_case, since=since, until=until,
                        sender=sender, to=to)
-    from ..delivery._follow import read_epoch
     from ._rotate import pending_archive_sizes
 
     # The live file is opened first: what it holds decides how much of the archives

@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from .._errors import BridgeError, BridgeUnavailable
-from ..remote._url import parse_url
+from .._url import parse_url
 from ..store._fs import default_directory
 from ..store._pause import read_pause
 from ._digest import MessageView, digest_shown, plain, provenance, wanted
@@ -106,7 +106,7 @@ def _open(url: str | None, agent: str) -> _Local | _Connected:
         if parsed.path:
             return _Local(Path(parsed.path).expanduser())
         return _Local(default_directory())
-    from ..remote._url import connect
+    from .._connect import connect
 
     return _Connected(connect(parsed, agent=agent, create=False,
                               lock_timeout=LOCAL_LOCK_TIMEOUT), str(url))

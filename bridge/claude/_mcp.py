@@ -28,8 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import islice
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import BridgeError, ConnectionLost, InvalidInput
 from .._views import view_dict
@@ -203,16 +202,9 @@ class BridgeTools:
     def search(self, query: str, limit: int = 20) -> dict[str, Any]:
         limit = _limit(limit)
         with self.bridge() as b:
-            method = getattr(b, "search", None)
-            if callable(method):  # remote: runs on the host
-                hits = [h.record for h in method(_text(query, "query"), limit=limit)]
-            else:
-                from ..archive._search import search
-                from ..local._bridge import Bridge
-
-                local = cast(Bridge, b)  # a local bridge: search is a function of the library
-                hits = [h.record for h in islice(search(local, _text(query, "query"),
-                                                        ignore_case=True, archives=True), limit)]
+            archives = b.capabilities.search_archives
+            hits = [h.record for h in b.search(_text(query, "query"), ignore_case=True,
+                                               archives=archives, limit=limit)]
         return {"query": query, "hits": [{k: r.get(k) for k in
                                           ("id", "ts", "from", "to", "type", "content")}
                                          for r in hits if r.get("t", "msg") == "msg"]}
@@ -236,7 +228,7 @@ class BridgeTools:
 
 
 def _connect(url: str | None, identity: str) -> AnyBridge:
-    from ..remote._url import connect
+    from .._connect import connect
 
     return connect(url, agent=identity, create=False, lock_timeout=30.0)
 

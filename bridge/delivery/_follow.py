@@ -15,37 +15,19 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
-import orjson
-
 from ..format._records import BadLine, Entry
-from ..format._scan import line_start_before, scan
+from ..format._scan import line_start_before, read_epoch, scan
 from ..store._cursor import Cursor
 from ._watch import ChangeWaiter
 
 if TYPE_CHECKING:
-    from ..local._bridge import Bridge
+    from ..store._store import LocalStore
 
-__all__ = ["Follower", "read_epoch"]
+__all__ = ["Follower"]
 
 log = logging.getLogger("bridge")
 
 Start = Literal["beginning", "end"] | int
-
-
-def read_epoch(fd: int) -> str | None:
-    """The epoch named by the file's header record, or None (e.g. a file written by the seed)."""
-    head = os.pread(fd, 4096, 0)
-    line, nl, _ = head.partition(b"\n")
-    if not nl:
-        return None
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(obj, dict) and obj.get("t") == "epoch":
-        epoch = obj.get("epoch") or obj.get("id")
-        return epoch if isinstance(epoch, str) else None
-    return None
 
 
 class Follower:
@@ -64,7 +46,7 @@ class Follower:
 
     def __init__(
         self,
-        bridge: Bridge,
+        bridge: LocalStore,
         consumer: str | None = None,
         *,
         start: Start = "beginning",
@@ -142,7 +124,7 @@ class Follower:
         without one the file was replaced by hand, and reading restarts at its
         beginning.
         """
-        from ..archive._rotate import relocate_offset
+        from ..archive._rotation_map import relocate_offset
 
         new = relocate_offset(self.bridge.directory, old_epoch, old_offset, read_epoch(fd),
                               old_inode=old_inode)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import orjson
+
 from ._records import BadLine, Entry, check_record, decode_line
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "iter_lines",
     "iter_lines_reverse",
     "line_start_before",
+    "read_epoch",
     "read_line_at",
     "scan",
 ]
@@ -162,3 +165,19 @@ def iter_lines_reverse(
         buf = buf[: hi + 1]
     if buf:
         yield 0, len(buf), buf[:-1]
+
+
+def read_epoch(fd: int) -> str | None:
+    """The epoch named by the file's header record, or None (e.g. a file written by the seed)."""
+    head = os.pread(fd, 4096, 0)
+    line, nl, _ = head.partition(b"\n")
+    if not nl:
+        return None
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(obj, dict) and obj.get("t") == "epoch":
+        epoch = obj.get("epoch") or obj.get("id")
+        return epoch if isinstance(epoch, str) else None
+    return None

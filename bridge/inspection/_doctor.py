@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import BridgeError
 from ..format._records import BadLine, Entry
-from ..format._scan import line_start_before, scan
+from ..format._scan import line_start_before, read_epoch, scan
 from ..store._fold import Fold
 from ..store._fs import mode_problems
 
 if TYPE_CHECKING:
-    from ..local._bridge import Bridge
+    from ..store._store import LocalStore
 
 __all__ = ["DoctorReport", "Finding", "run_doctor"]
 
@@ -83,7 +83,7 @@ class DoctorReport:
         }  # fmt: skip
 
 
-def _unterminated_tail(bridge: Bridge, fd: int, size: int) -> Finding | None:
+def _unterminated_tail(bridge: LocalStore, fd: int, size: int) -> Finding | None:
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return None
     pos = line_start_before(fd, size)
@@ -136,7 +136,7 @@ def _line_findings(report: DoctorReport, fold: Fold, bad: list[BadLine],
                                            item.line_no, file=file))
 
 
-def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
+def run_doctor(bridge: LocalStore, *, repair: bool = False) -> DoctorReport:
     """Validate the live file, the archives, the fold and the directory.
 
     With ``repair``, first complete or roll back an interrupted rotation (the
@@ -154,7 +154,6 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
         for problem in mode_problems(path, bridge.perms):
             report.findings.append(Finding("warning", "permissions", problem))
     from ..archive._rotate import pending_archive_sizes
-    from ..delivery._follow import read_epoch
 
     _check_rotation_state(bridge, report)
     try:
@@ -187,7 +186,7 @@ def run_doctor(bridge: Bridge, *, repair: bool = False) -> DoctorReport:
     return report
 
 
-def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[str, str],
+def _check_live(bridge: LocalStore, fd: int, report: DoctorReport, archived: dict[str, str],
                 *, check_duplicates: bool) -> None:
     size = os.fstat(fd).st_size
     report.size = size
@@ -247,7 +246,7 @@ def _check_live(bridge: Bridge, fd: int, report: DoctorReport, archived: dict[st
                 f"cursor {cursor.consumer} is at {cursor.offset}, past the end ({size})"))
 
 
-def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> None:
+def _check_rotation_state(bridge: LocalStore, report: DoctorReport) -> None:
     """Report a running or interrupted rotation, or one's leftovers."""
     from ..archive._rotate import TMP_NAME, rotation_running, rotation_state
 
@@ -267,7 +266,7 @@ def _check_rotation_state(bridge: Bridge, report: DoctorReport) -> None:
             "(`bridge doctor --repair` removes it)"))
 
 
-def check_archives(bridge: Bridge, report: DoctorReport,
+def check_archives(bridge: LocalStore, report: DoctorReport,
                    limits: dict[str, int] | None = None) -> dict[str, str]:
     """Check every archive; return archived message id -> archive name.
 

@@ -13,12 +13,12 @@ from ..format._time import parse_ts
 from ..store._fold import Fold
 
 if TYPE_CHECKING:
-    from ..local._bridge import Bridge
+    from ..store._store import LocalStore
 
 __all__ = ["compute_stats"]
 
 
-def compute_stats(bridge: Bridge) -> dict[str, Any]:
+def compute_stats(bridge: LocalStore) -> dict[str, Any]:
     """A summary of the live file as a JSON-ready dict."""
     kinds: Counter[str] = Counter()
     senders: Counter[str] = Counter()

@@ -33,6 +33,7 @@ from .._errors import (
     RemoteError,
     RemoteUnsupported,
 )
+from .._url import BridgeURL, parse_url
 from ..archive._rotate import RotationResult
 from ..archive._search import Hit
 from ..format._ids import validate_agent_name
@@ -53,7 +54,6 @@ from ..store._results import (
 from ..store._writer import Durability
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session, clone
 from ._ssh import SSHTarget, resolve_target
-from ._url import BridgeURL, parse_url
 from ._wire import (
     MAX_REQUEST,
     doctor_from_wire,

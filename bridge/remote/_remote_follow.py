@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from .._errors import ConnectionLost
 from ..format._records import BadLine, Entry
@@ -30,12 +30,29 @@ from ._session import Lost, Session
 from ._wire import entry_from_wire, error_from_wire
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from ..delivery._follow import Start
-    from ._remote import RemoteBridge
 
 __all__ = ["CREDIT", "RemoteFollower"]
 
 log = logging.getLogger("bridge.remote")
+
+
+class Connection(Protocol):
+    """What a follower needs of the client it follows through (RemoteBridge has it):
+    the live session (reconnecting), subscription numbers, and whether it was closed."""
+
+    @property
+    def log_path(self) -> Path: ...
+    @property
+    def closed(self) -> bool: ...
+    def next_subscription(self) -> int: ...
+    @overload
+    def session(self, *, reconnect_for: float | None = None, cancel: None = None) -> Session: ...
+    @overload
+    def session(self, *, reconnect_for: float | None = None,
+                cancel: threading.Event) -> Session | None: ...
 
 CREDIT = 1000
 """Records the host may push ahead of the handler; topped up as they are handed out."""
@@ -48,7 +65,7 @@ class RemoteFollower:
 
     def __init__(
         self,
-        bridge: RemoteBridge,
+        bridge: Connection,
         consumer: str | None = None,
         *,
         start: Start = "beginning",

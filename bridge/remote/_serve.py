@@ -35,9 +35,9 @@ from typing import Any
 import orjson
 
 from .._errors import BridgeError, BridgeUnavailable, InvalidInput, ProtocolMismatch
-from ..delivery._follow import Follower, read_epoch
+from ..delivery._follow import Follower
 from ..format._records import BadLine, Entry, check_record, decode_line
-from ..format._scan import iter_lines_reverse, line_start_before
+from ..format._scan import iter_lines_reverse, line_start_before, read_epoch
 from ..inspection._doctor import run_doctor
 from ..inspection._stats import compute_stats
 from ..local._bridge import DEFAULT_MAX_RECORD_BYTES, Bridge, SendResult, default_directory

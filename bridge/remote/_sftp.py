@@ -49,6 +49,7 @@ from .._errors import (
     RemoteError,
     RemoteUnsupported,
 )
+from .._url import BridgeURL, parse_url
 from ..format._ids import new_id
 from ..format._records import PROTOCOL_VERSION, encode
 from ..format._time import now_ts
@@ -61,7 +62,6 @@ from ..store._fs import Perms
 from ..store._pause import PAUSE_NAME, PauseInfo, read_pause, write_pause
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT
 from ._ssh import exec_channel, open_client, resolve_target
-from ._url import BridgeURL, parse_url
 
 if TYPE_CHECKING:
     import paramiko

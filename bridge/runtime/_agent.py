@@ -30,11 +30,12 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import __version__
+from .._connect import connect
 from .._errors import BridgeError, BridgeUnavailable
+from .._url import parse_url
 from ..delivery._watch import ChangeWaiter, WakePipe
 from ..format._time import format_ts
-from ..local._bridge import LOG_NAME, Bridge
-from ..remote._url import connect, parse_url
+from ..local._bridge import LOG_NAME
 from ..store._pause import PAUSE_NAME
 from ._config import AgentConfig
 from ._health import HealthServer
@@ -266,7 +267,7 @@ class Agent:
             self._bridge_error = None
         if was is not None:
             self.log.info("bridge.reachable", target=str(self.bridge.directory))
-        if isinstance(self.bridge, Bridge):
+        if self.bridge.capabilities.local_files:
             self._waiter = ChangeWaiter(self.bridge.directory, (LOG_NAME, PAUSE_NAME),
                                         poll_interval=min(1.0, self.config.idle_wait))
         else:

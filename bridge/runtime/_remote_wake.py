@@ -1,10 +1,11 @@
-"""Waking an agent when a remote bridge changes: the host pushes records, we wake.
+"""Waking an agent when a bridge without local files changes: records arrive, we wake.
 
-For a local bridge the agent watches the directory with inotify. For an
-``ssh://`` one the host watches and pushes every appended record to a remote
-follower; a thread here waits on that follower and writes a byte into a pipe
+For a bridge whose log is a file here (``capabilities.local_files``) the agent
+watches the directory with inotify. For any other backend (``ssh://``, where
+the host watches and pushes every appended record to a remote follower;
+``memory://``) a thread here waits on a follower and writes a byte into a pipe
 the agent's loop selects on, so the agent reacts in milliseconds instead of
-polling over SSH. PAUSE is not pushed: the loop asks for it every iteration.
+polling. PAUSE is not pushed: the loop asks for it every iteration.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .._errors import BridgeError
 from ..delivery._watch import WakePipe
 
 if TYPE_CHECKING:
-    from ..remote._remote import RemoteBridge
+    from .._api import Backend
 
 __all__ = ["RemoteWaker"]
 
@@ -31,7 +32,7 @@ class RemoteWaker:
     poll_interval = 5.0
     """The agent's longest sleep without a push: how late a resume (PAUSE removed) is noticed."""
 
-    def __init__(self, bridge: RemoteBridge) -> None:
+    def __init__(self, bridge: Backend) -> None:
         self._pipe = WakePipe()
         self._follower = bridge.follow(start="end")
         self._thread = threading.Thread(target=self._run, name="remote-wake", daemon=True)

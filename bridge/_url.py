@@ -1,4 +1,5 @@
-"""One way to name a bridge anywhere: a local path, or ``ssh://[user@]host[:port]/path``.
+"""One way to name a bridge anywhere: a local path, ``ssh://[user@]host[:port]/path``,
+or ``memory://NAME``.
 
 ``bridge --url URL``, ``$BRIDGE_URL`` and :func:`connect` all take the same
 string. A local path (or ``file:///path``) opens the directory itself; an
@@ -11,23 +12,24 @@ The path of an ``ssh://`` URL is absolute on the host (``ssh://vps1/var/lib/kami
 ``~/.claude/kami-bridge``). Query options: ``command=`` the toolkit's command on
 the host (default ``bridge``, or ``$BRIDGE_REMOTE_COMMAND``) and
 ``transport=sftp`` for a host without the toolkit (see docs/remote.md).
+
+``memory://NAME`` is a bridge held in this process (tests and fakes: every
+:func:`bridge.connect` to the same NAME in one process shares it).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from .._errors import InvalidInput
+from ._errors import InvalidInput
 
-if TYPE_CHECKING:
-    from ..local._bridge import Bridge
-    from ._remote import RemoteBridge
+__all__ = ["SCHEMES", "BridgeURL", "parse_url"]
 
-__all__ = ["BridgeURL", "connect", "parse_url"]
+SCHEMES = ("file", "ssh", "memory")
+"""The URL schemes :func:`bridge.connect` opens (a plain path is ``file``)."""
 
 Transport = Literal["serve", "sftp"]
 
@@ -46,12 +48,22 @@ class BridgeURL:
     command: str | None = None
     """The toolkit's command on the host, if the URL names one."""
     transport: Transport = "serve"
+    scheme: str = ""
+    """Which backend opens it: ``file`` (a local directory), ``ssh`` or ``memory``
+    (left empty: ``ssh`` when there is a host, else ``file``)."""
+
+    def __post_init__(self) -> None:
+        if not self.scheme:
+            object.__setattr__(self, "scheme", "ssh" if self.host is not None else "file")
 
     @property
     def remote(self) -> bool:
-        return self.host is not None
+        """Whether the bridge is on another host (reached over SSH)."""
+        return self.scheme == "ssh"
 
     def __str__(self) -> str:
+        if self.scheme == "memory":
+            return f"memory://{self.host or ''}"
         if self.host is None:
             return self.path or ""
         user = f"{quote(self.user, safe='')}@" if self.user else ""
@@ -80,9 +92,14 @@ def parse_url(text: str | os.PathLike[str] | None) -> BridgeURL:
         if parts.netloc not in ("", "localhost"):
             raise InvalidInput(f"{raw}: a file:// URL names a local path (file:///dir)")
         return BridgeURL(unquote(parts.path) or None)
+    if scheme == "memory":
+        parts = urlsplit(raw)
+        if not parts.netloc or parts.path not in ("", "/") or parts.query:
+            raise InvalidInput(f"{raw}: expected memory://NAME")
+        return BridgeURL(None, host=unquote(parts.netloc), scheme="memory")
     if scheme != "ssh":
-        raise InvalidInput(f"{raw}: unsupported scheme {scheme!r}; use a local path or "
-                           "ssh://[user@]host[:port]/path")
+        raise InvalidInput(f"{raw}: unsupported scheme {scheme!r}; use a local path, "
+                           "ssh://[user@]host[:port]/path or memory://NAME")
     parts = urlsplit(raw)
     if parts.password is not None:
         raise InvalidInput(f"ssh://{parts.hostname}...: passwords in URLs are refused (they "
@@ -115,43 +132,5 @@ def parse_url(text: str | os.PathLike[str] | None) -> BridgeURL:
         port=port,
         command=options.get("command") or None,
         transport=transport,  # type: ignore[arg-type]
+        scheme="ssh",
     )
-
-
-def connect(url: str | os.PathLike[str] | BridgeURL | None = None, *, agent: str = "cli",
-            **options: Any) -> Bridge | RemoteBridge:
-    """Open the bridge a URL names: a local :class:`Bridge` or a :class:`RemoteBridge`.
-
-    Both have the same API. ``url`` defaults to ``$BRIDGE_URL``, else the local
-    default directory. Keyword options go to the class opened: ``durability``,
-    ``group``, ``lock_timeout``, ``create``, ``max_record_bytes`` for both;
-    ``remote_command``, ``heartbeat_timeout``, ``ssh_config``, ``known_hosts``,
-    ``identity_file``, ``connect_timeout``, ``reconnect_timeout`` for a remote one
-    (see :class:`RemoteBridge`). A remote bridge connects at once, so that a bad
-    host, key or toolkit is reported here.
-    """
-    if url is None:
-        url = os.environ.get("BRIDGE_URL") or None
-    parsed = url if isinstance(url, BridgeURL) else parse_url(url)
-    if not parsed.remote:
-        from ..local._bridge import Bridge
-
-        local = {k: v for k, v in options.items() if k in _LOCAL_OPTIONS}
-        unknown = set(options) - _LOCAL_OPTIONS - _REMOTE_OPTIONS
-        if unknown:
-            raise TypeError(f"connect() got unknown option(s): {', '.join(sorted(unknown))}")
-        return Bridge(Path(parsed.path).expanduser() if parsed.path else None, agent=agent,
-                      **local)
-    if parsed.transport == "sftp":
-        from ._sftp import SftpBridge
-
-        return SftpBridge(parsed, agent=agent, **options)
-    from ._remote import RemoteBridge
-
-    return RemoteBridge(parsed, agent=agent, **options)
-
-
-_LOCAL_OPTIONS = frozenset({"durability", "max_record_bytes", "group", "lock_timeout", "create",
-                            "check_fs"})
-_REMOTE_OPTIONS = frozenset({"remote_command", "heartbeat_timeout", "ssh_config", "known_hosts",
-                             "identity_file", "connect_timeout", "reconnect_timeout"})
