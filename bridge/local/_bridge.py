@@ -24,12 +24,17 @@ from .._errors import (
     RecordTooLarge,
     StateConflict,
 )
-from ..format._ids import new_id, ulid, validate_agent_name
+from ..format._compose import (
+    BatchItem,
+    compose_batch_item,
+    compose_event,
+    compose_message,
+    compose_status,
+)
+from ..format._ids import ulid, validate_agent_name
 from ..format._records import (
     MESSAGE_TYPES,
-    PRIORITIES,
     PROTOCOL_VERSION,
-    TERMINAL_STATUSES,
     BadLine,
     Entry,
     Message,
@@ -38,7 +43,7 @@ from ..format._records import (
     encode,
 )
 from ..format._scan import iter_lines, iter_lines_reverse, line_start_before, read_line_at, scan
-from ..format._time import format_ms, format_ts, now_ts, parse_duration
+from ..format._time import format_ms, format_ts
 from ..inspection._ping import PingResult
 from ..store._cursor import CursorStore
 from ..store._fold import Fold, MessageState
@@ -53,6 +58,13 @@ from ..store._results import (
     MessageView,
     SendResult,
     StatusShortcuts,
+)
+from ..store._transitions import (
+    check_claim,
+    check_lease,
+    check_open,
+    check_release,
+    check_terminal_status,
 )
 from ..store._writer import Durability, LogWriter
 
@@ -209,57 +221,11 @@ class Bridge(StatusShortcuts):
         idempotency_key: str | None,
         expires_in: float | None,
     ) -> tuple[str, bytes]:
-        # Positional on purpose: this is on every send, and keyword passing costs.
-        if not isinstance(content, str):
-            raise InvalidInput("message content must be text")
-        if type not in MESSAGE_TYPES:
-            raise InvalidInput(f"type must be request, response or notification, not {type!r}")
-        # One clock reading for both, so the time inside the id equals ``ts``.
-        ms = time.time_ns() // 1_000_000
-        mid = f"{sender}-{ulid(ms)}"
-        rec: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "msg", "id": mid, "ts": format_ms(ms),
-                               "from": sender}
-        if to is not None:
-            if to not in self._names_ok:
-                self._name(to, "recipient")
-            rec["to"] = to
-        rec["type"] = type
-        if reply_to is not None:
-            if not isinstance(reply_to, str) or not reply_to:
-                raise InvalidInput("reply_to must be a message id")
-            rec["reply_to"] = reply_to
-        rec["status"] = "pending"
-        rec["content"] = content
-        if metadata or priority is not None:
-            meta = dict(metadata) if metadata else {}
-            if priority is not None:
-                meta["priority"] = priority
-            if "priority" in meta and meta["priority"] not in PRIORITIES:
-                raise InvalidInput(
-                    f"priority must be low, normal or high, not {meta['priority']!r}")
-            rec["metadata"] = meta
-        if expires_in is not None:
-            if expires_in <= 0:
-                raise InvalidInput("expiry must be in the future")
-            rec["expires"] = format_ts(time.time() + expires_in)
-        if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not idempotency_key:
-                raise InvalidInput("idempotency key must be a non-empty string")
-            rec["idem"] = idempotency_key
-        try:
-            line = orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError as exc:
-            raise InvalidInput(f"message cannot be encoded as JSON: {exc}") from exc
-        if len(line) > self.max_record_bytes:
-            raise RecordTooLarge(len(line), self.max_record_bytes)
-        return mid, line
+        return compose_message(content, sender, to, type, reply_to, priority, metadata,
+                               idempotency_key, expires_in, self.max_record_bytes)
 
     def _status_record(self, ref: str, status: str, sender: str, **extra: Any) -> tuple[str, bytes]:
-        sid = new_id(sender)
-        rec: dict[str, Any] = {"v": PROTOCOL_VERSION, "t": "status", "id": sid, "ts": now_ts(),
-                               "from": sender, "ref": ref, "status": status}
-        rec.update({k: v for k, v in extra.items() if v is not None})
-        return sid, encode(rec)
+        return compose_status(ref, status, sender, **extra)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -322,7 +288,7 @@ class Bridge(StatusShortcuts):
         InvalidInput naming its position; the items before it are appended (and
         were yielded), the rest are not.
         """
-        batch: list[tuple[str, bytes, str, str | None]] = []
+        batch: list[BatchItem] = []
         try:
             for pos, item in enumerate(items, 1):
                 batch.append(self._batch_item(pos, item))
@@ -338,34 +304,10 @@ class Bridge(StatusShortcuts):
         if batch:
             yield from self._append_batch(batch)
 
-    _BATCH_KEYS = frozenset({
-        "content", "to", "type", "reply_to", "priority", "metadata", "idempotency_key",
-        "idem", "expires", "expires_in", "from", "sender",
-    })  # fmt: skip
+    def _batch_item(self, pos: int, item: Mapping[str, Any]) -> BatchItem:
+        return compose_batch_item(pos, item, self.agent, self.max_record_bytes)
 
-    def _batch_item(self, pos: int, item: Mapping[str, Any]) -> tuple[str, bytes, str, str | None]:
-        if not isinstance(item, Mapping):
-            raise InvalidInput(f"item {pos}: expected a JSON object")
-        unknown = set(item) - self._BATCH_KEYS
-        if unknown:
-            raise InvalidInput(f"item {pos}: unknown field(s) {', '.join(sorted(unknown))}")
-        if "content" not in item:
-            raise InvalidInput(f"item {pos}: missing 'content'")
-        expires = item.get("expires_in", item.get("expires"))
-        try:
-            who = self._name(item.get("from", item.get("sender")), "sender")
-            if isinstance(expires, str):
-                expires = parse_duration(expires)
-            key = item.get("idempotency_key", item.get("idem"))
-            mid, line = self._message_record(
-                item["content"], who, item.get("to"), item.get("type", "request"),
-                item.get("reply_to"), item.get("priority"), item.get("metadata"), key, expires,
-            )
-        except InvalidInput as exc:
-            raise InvalidInput(f"item {pos}: {exc}") from exc
-        return mid, line, who, key
-
-    def _append_batch(self, batch: list[tuple[str, bytes, str, str | None]]
+    def _append_batch(self, batch: list[BatchItem]
                       ) -> Iterator[SendResult]:
         results: list[SendResult] = []
         with self.lock:
@@ -422,15 +364,7 @@ class Bridge(StatusShortcuts):
                 raise StateConflict(f"{ref} is already {archived.state.status} "
                                     f"(archived in {archived.archive.path.name})")
             raise NotFound(f"no message {ref} in {self.log_path} or its archives")
-        if state.terminal:
-            raise StateConflict(f"{ref} is already {state.status}")
-        now = time.time()
-        if (not force and state.status == "claimed" and not state.lease_expired(now)
-                and state.claimed_by != who):
-            raise StateConflict(
-                f"{ref} is claimed by {state.claimed_by} until "
-                f"{format_ts(state.lease_until or now)} (use force to override)"
-            )
+        check_open(state, who, time.time(), force=force)
         return self._view(state)
 
     def set_status(self, ref: str, status: str, *, reason: str | None = None,
@@ -441,11 +375,7 @@ class Bridge(StatusShortcuts):
         claimed by another agent whose lease is running (``force`` overrides the
         latter; ``cancelled`` never needs it).
         """
-        if status not in TERMINAL_STATUSES:
-            raise InvalidInput(
-                f"status must be one of {', '.join(sorted(TERMINAL_STATUSES))} "
-                "(use claim/release for the others)"
-            )
+        check_terminal_status(status)
         who = self._name(sender, "sender")
         with self.lock:
             self._require_open(ref, who, force=force or status == "cancelled")
@@ -460,13 +390,11 @@ class Bridge(StatusShortcuts):
         Raises NotFound, or StateConflict when it is final, expired, or leased to another.
         """
         who = self._name(sender, "claimer")
-        if lease <= 0:
-            raise InvalidInput("lease must be positive")
+        check_lease(lease)
         with self.lock:
             view = self._require_open(ref, who)
             now = time.time()
-            if view.state.effective_status(now) == "expired":
-                raise StateConflict(f"{ref} expired at {format_ts(view.state.expires or now)}")
+            check_claim(view.state, now)
             _, line = self._status_record(ref, "claimed", who,
                                           lease_until=format_ts(now + lease))
             self.writer.append((line,))
@@ -490,8 +418,7 @@ class Bridge(StatusShortcuts):
         who = self._name(sender, "sender")
         with self.lock:
             view = self._require_open(ref, who)
-            if view.state.status != "claimed":
-                raise StateConflict(f"{ref} is not claimed")
+            check_release(view.state)
             nb = format_ts(time.time() + delay) if delay else None
             _, line = self._status_record(ref, "pending", who, not_before=nb, reason=reason)
             self.writer.append((line,))
@@ -508,9 +435,7 @@ class Bridge(StatusShortcuts):
 
     def event(self, name: str, **fields: Any) -> None:
         """Append an ``event`` record (audit trail: pause, resume, rotation...)."""
-        rec = {"v": PROTOCOL_VERSION, "t": "event", "id": new_id(self.agent), "ts": now_ts(),
-               "from": self.agent, "event": name, **fields}
-        self.writer.append((encode(rec),))
+        self.writer.append((compose_event(self.agent, name, fields),))
 
     # -- reading ------------------------------------------------------------------------
 
