@@ -37,7 +37,7 @@ from ._archive import ArchiveFile, iter_chunks_of, list_archives, month_of_ts
 if TYPE_CHECKING:
     from ..store._store import LocalStore
 
-__all__ = ["ArchivedMessage", "Hit", "find_archived", "iter_archive", "search"]
+__all__ = ["ArchivedMessage", "Hit", "Matcher", "find_archived", "iter_archive", "search"]
 
 CHUNK = 4 << 20
 """Bytes read per call while searching."""
@@ -52,7 +52,7 @@ class Hit:
     source: str
 
 
-class _Matcher:
+class Matcher:
     """The query and filters, and the byte strings that must occur in a matching line."""
 
     def __init__(self, text: str, *, regex: bool, ignore_case: bool, since: float | None,
@@ -147,7 +147,7 @@ def _forward_bodies(chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield buf[: nl + 1]
 
 
-def _hits_backwards(fd: int, end: int, matcher: _Matcher, source: str) -> Iterator[Hit]:
+def _hits_backwards(fd: int, end: int, matcher: Matcher, source: str) -> Iterator[Hit]:
     for body in _reverse_bodies(fd, end):
         for line in reversed(matcher.candidates(body)):
             rec = matcher.match(line)
@@ -162,7 +162,7 @@ def _open(path: Path) -> int | None:
         return None
 
 
-def _search_fd(fd: int | None, matcher: _Matcher, source: str,
+def _search_fd(fd: int | None, matcher: Matcher, source: str,
                limit: int | None = None) -> Iterator[Hit]:
     if fd is None:
         return
@@ -174,7 +174,7 @@ def _search_fd(fd: int | None, matcher: _Matcher, source: str,
         os.close(fd)
 
 
-def _search_gzip(archive: ArchiveFile, matcher: _Matcher, limit: int | None) -> Iterator[Hit]:
+def _search_gzip(archive: ArchiveFile, matcher: Matcher, limit: int | None) -> Iterator[Hit]:
     # Forwards into an unlinked spool, then backwards out of it: constant memory.
     with tempfile.TemporaryFile(prefix="bridge-search-") as spool:
         for body in _forward_bodies(iter_chunks_of(archive, limit=limit)):
@@ -214,7 +214,7 @@ def search(
     Raises:
         InvalidInput: ``regex`` is set and ``text`` is not a valid expression.
     """
-    matcher = _Matcher(text, regex=regex, ignore_case=ignore_case, since=since, until=until,
+    matcher = Matcher(text, regex=regex, ignore_case=ignore_case, since=since, until=until,
                        sender=sender, to=to)
     from ._rotate import pending_archive_sizes
 

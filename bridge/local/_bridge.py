@@ -25,6 +25,7 @@ from .._errors import (
     StateConflict,
 )
 from ..format._compose import (
+    REPLY_INHERITS,
     BatchItem,
     compose_batch_item,
     compose_event,
@@ -94,9 +95,6 @@ CURSORS_NAME = "cursors"
 
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 """A message whose encoded line is larger than this (1 MiB) is refused at send."""
-
-REPLY_INHERITS = ("whatsapp_sender", "chat_id", "context")
-"""Metadata keys a reply copies from the message it answers (so Kami knows the chat)."""
 
 
 _new_tuple = tuple.__new__
