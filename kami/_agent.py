@@ -9,7 +9,8 @@ Threads, and what each may touch:
 - the runtime's /health and peer-check threads.
 
 They share the bridge object (thread-safe) and report their state through the
-small methods in "conditions" below, which feed /health and the logs.
+small methods in "conditions" below, which feed /health and the logs. Each part
+sees the agent only as the protocols of :mod:`kami._context` describe it.
 """
 
 from __future__ import annotations
@@ -73,9 +74,11 @@ class KamiAgent(Agent):
             self.router = ModelRouter(config.models, ledger=Ledger.load(ledger))
         self.brain = Brain(self.router, max_input=config.kami.max_model_input)
         self.receive_lock = threading.Lock()
-        self.journal = Journal(self)
-        self.outbox = Outbox(self)
-        self.inbound = Inbound(self)
+        # Each part gets the agent as the protocols of kami._context say it is.
+        self.outbox = Outbox(self, client=self.client, notify_chats=self.notify_chats)
+        self.inbound = Inbound(self, queries=self, brain=self.brain, outbox=self.outbox)
+        self.journal = Journal(self, default_language=self.default_language,
+                               on_journaled=self.inbound.fresh.add)
         self.receiver: Poller | WebhookServer | None = None
         self.green_blocked: str | None = None
         self._conditions: dict[str, str] = {}
@@ -93,7 +96,8 @@ class KamiAgent(Agent):
             return  # the bridge was reopened: the receiver is already running
         if self.settings.receive == "webhook":
             try:
-                self.receiver = WebhookServer(self)
+                self.receiver = WebhookServer(self, journal=self.journal,
+                                              lock=self.receive_lock)
             except BridgeUnavailable as exc:
                 # Deliveries still work; /health says why nothing comes in.
                 self.log.error("webhook.bind_failed", error=str(exc))
@@ -101,7 +105,8 @@ class KamiAgent(Agent):
                 self.set_condition("receive", str(exc))
                 return
         else:
-            self.receiver = Poller(self)
+            self.receiver = Poller(self, journal=self.journal, client=self.receive_client,
+                                   lock=self.receive_lock)
         self.receiver.start()
         if self.brain.online:
             # The SDK's first import takes seconds: pay it now, not on the first message.

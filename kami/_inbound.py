@@ -41,16 +41,15 @@ from bridge import (
     parse_ts,
 )
 
-from ._brain import Decision
+from ._brain import Brain, Decision
 from ._commands import Command, parse_answer, parse_command, parse_route
+from ._context import Context, Queries
 from ._journal import INBOUND, QUESTION, STATUS
-from ._outbox import NAMES, ROUND_SECONDS
+from ._outbox import NAMES, ROUND_SECONDS, Outbox
 from ._texts import Lang, say
 
 if TYPE_CHECKING:
     from bridge import AnyBridge
-
-    from ._agent import KamiAgent
 
 __all__ = ["Inbound", "Worker"]
 
@@ -93,8 +92,12 @@ class Worker:
 class Inbound:
     """Handles inbound records; see the module docstring."""
 
-    def __init__(self, agent: KamiAgent) -> None:
+    def __init__(self, agent: Context, *, queries: Queries, brain: Brain,
+                 outbox: Outbox) -> None:
         self.agent = agent
+        self.queries = queries
+        self.brain = brain
+        self.outbox = outbox
         self.settings = agent.settings
         self.log = agent.log
         self.in_flight: set[str] = set()
@@ -129,7 +132,7 @@ class Inbound:
                 continue  # deferred (not_before) or expired
             if kind == STATUS:
                 if not control_only:
-                    self.agent.outbox.handle_status(bridge, view)
+                    self.outbox.handle_status(bridge, view)
                     self.handled.add(view.id)
                     did = True
                 continue
@@ -250,7 +253,7 @@ class Inbound:
                                                   direct.text, task=direct.task))
             self.finish(bridge, view)
             return
-        if not self.agent.brain.online:
+        if not self.brain.online:
             self.route(bridge, view, Decision("claude", text, note="offline_no_model"))
             self.finish(bridge, view)
             return
@@ -262,9 +265,9 @@ class Inbound:
         """In the worker: ask the model, then act on its decision."""
         meta = view.message.metadata
         try:
-            decision = self.agent.brain.decide(view.message.content, self.lang(view),
-                                               sender_name=str(meta.get("sender_name", "")),
-                                               quoted=meta.get("quoted"))
+            decision = self.brain.decide(view.message.content, self.lang(view),
+                                         sender_name=str(meta.get("sender_name", "")),
+                                         quoted=meta.get("quoted"))
             bridge = self.agent.bridge
             if bridge is None:
                 return  # stays pending: handled again once the bridge is back
@@ -352,7 +355,7 @@ class Inbound:
                    if chat in (q.message.metadata.get("chats") or [chat])]
         quoted = meta.get("quoted_id")
         if isinstance(quoted, str) and quoted:
-            target = self.agent.outbox.find_sent(bridge, quoted)
+            target = self.outbox.find_sent(bridge, quoted)
             waiting = [q for q in waiting if q.message.metadata.get("question") == target]
         else:
             wa_ts = meta.get("wa_ts")
@@ -397,9 +400,9 @@ class Inbound:
         if command.name == "help":
             answer(say("help", lang))
         elif command.name == "status":
-            answer(self.agent.status_text(lang))
+            answer(self.queries.status_text(lang))
         elif command.name == "health":
-            self._in_worker(view, lambda b: self.reply(b, view, self.agent.health_text(lang),
+            self._in_worker(view, lambda b: self.reply(b, view, self.queries.health_text(lang),
                                                        "reply", control=True))
             return
         elif command.name == "pause":
@@ -431,7 +434,7 @@ class Inbound:
             else:
                 answer(say("shutdown_running", lang), "ack")
                 self._in_worker(view, lambda b: self.reply(
-                    b, view, say("shutdown_done", lang, lines=self.agent.shutdown_all()),
+                    b, view, say("shutdown_done", lang, lines=self.queries.shutdown_all()),
                     "result", control=True))
                 return
         self.finish(bridge, view)

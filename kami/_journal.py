@@ -22,6 +22,7 @@ What lands where:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bridge import BridgeUnavailable
@@ -35,12 +36,11 @@ from bridge.runtime.greenapi import (
     parse_notification,
 )
 
-from ._texts import detect_language, say
+from ._context import Context
+from ._texts import Lang, detect_language, say
 
 if TYPE_CHECKING:
     from bridge import AnyBridge
-
-    from ._agent import KamiAgent
 
 __all__ = ["MAX_CONTENT", "Journal"]
 
@@ -58,8 +58,13 @@ owner's yes or no: open in Kami's own inbox until answered or expired."""
 class Journal:
     """Records notifications on the bridge; see the module docstring."""
 
-    def __init__(self, agent: KamiAgent) -> None:
+    def __init__(self, agent: Context, *, default_language: Lang,
+                 on_journaled: Callable[[str], None]) -> None:
+        """``on_journaled`` gets the id of each owner's message this journal was the first
+        to record (nobody can have started handling it yet)."""
         self.agent = agent
+        self.default_language: Lang = default_language
+        self.on_journaled = on_journaled
         self.settings = agent.settings
         self.log = agent.log
         self.owners = frozenset(self.settings.owners)
@@ -110,7 +115,7 @@ class Journal:
     def _incoming(self, note: IncomingMessage) -> str:
         why = self.refused(note)
         lang = detect_language("" if note.arrived_empty else note.text or "",
-                               self.agent.default_language)
+                               self.default_language)
         if why is not None:
             self.log.info("message.refused", chat=note.chat_id, sender=note.sender,
                           wa_id=note.id_message, reason=why)
@@ -153,7 +158,7 @@ class Journal:
                       wa_id=note.id_message, kind=note.kind, chars=len(note.text),
                       duplicate=result.duplicate)
         if not result.duplicate:
-            self.agent.inbound.fresh.add(result.id)
+            self.on_journaled(result.id)
         self.agent.received(note.timestamp)
         self.agent.wake_up()
         return "duplicate" if result.duplicate else "journaled"

@@ -26,12 +26,14 @@ from __future__ import annotations
 import collections
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bridge import BridgeError, MessageView, NotFound, StateConflict, parse_ts
 from bridge.runtime.greenapi import (
     GreenApiAuthError,
+    GreenApiClient,
     GreenApiError,
     GreenApiQuotaExceeded,
     GreenApiRejected,
@@ -42,12 +44,11 @@ from bridge.runtime.greenapi import (
     split_message,
 )
 
+from ._context import Context
 from ._journal import QUESTION
 
 if TYPE_CHECKING:
     from bridge import AnyBridge
-
-    from ._agent import KamiAgent
 
 __all__ = ["LEASE", "ROUND_SECONDS", "Outbox", "is_question"]
 
@@ -98,11 +99,14 @@ class _Progress:
 class Outbox:
     """Sends the agent's deliverable bridge messages; see the module docstring."""
 
-    def __init__(self, agent: KamiAgent) -> None:
+    def __init__(self, agent: Context, *, client: GreenApiClient,
+                 notify_chats: Sequence[str]) -> None:
         self.agent = agent
         self.settings = agent.settings
         self.log = agent.log
-        self.client = agent.client
+        self.client = client
+        self.notify_chats = tuple(notify_chats)
+        """Where an item without a chat of its own goes."""
         self.progress: dict[str, _Progress] = {}
         self.sent_as: collections.OrderedDict[str, str] = collections.OrderedDict()
         self._recorded: tuple[float, set[str]] | None = None
@@ -130,7 +134,7 @@ class Outbox:
         m = view.message
         chat = m.metadata.get("whatsapp_sender")
         if chat is None or chat == "":
-            return list(self.agent.notify_chats), None
+            return list(self.notify_chats), None
         if not isinstance(chat, str) or not is_chat_id(chat):
             return [], f"{chat!r} is not a WhatsApp chat id"
         if chat in self.allowed:

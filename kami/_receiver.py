@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -31,13 +31,14 @@ from bridge import BridgeError, BridgeUnavailable
 from bridge.format._time import format_ts
 from bridge.runtime.greenapi import (
     GreenApiAuthError,
+    GreenApiClient,
     GreenApiError,
     GreenApiRejected,
     Received,
 )
 
-if TYPE_CHECKING:
-    from ._agent import KamiAgent
+from ._context import Context
+from ._journal import Journal
 
 __all__ = ["MAX_ATTEMPTS", "Poller", "WebhookServer"]
 
@@ -63,8 +64,11 @@ class _Backoff:
 class _Handling:
     """What both receivers share: handle one body under the agent's receive lock."""
 
-    def __init__(self, agent: KamiAgent) -> None:
+    def __init__(self, agent: Context, journal: Journal, lock: threading.Lock) -> None:
         self.agent = agent
+        self.journal = journal
+        self.receive_lock = lock
+        """Held while one notification is handled and acknowledged."""
         self.log = agent.log
         self.attempts: dict[str, int] = {}
 
@@ -75,7 +79,7 @@ class _Handling:
         unexpected failure dead-letters it (returns "dead-letter").
         """
         try:
-            outcome = self.agent.journal.handle(body)
+            outcome = self.journal.handle(body)
         except (BridgeError, OSError) as exc:
             self.agent.on_held(str(exc))
             return None
@@ -110,9 +114,10 @@ class _Handling:
 class Poller(_Handling):
     """Long-polls ``receiveNotification`` until stopped."""
 
-    def __init__(self, agent: KamiAgent) -> None:
-        super().__init__(agent)
-        self.client = agent.receive_client
+    def __init__(self, agent: Context, *, journal: Journal, client: GreenApiClient,
+                 lock: threading.Lock) -> None:
+        super().__init__(agent, journal, lock)
+        self.client = client
         self.settings = agent.settings
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="greenapi-receive", daemon=True)
@@ -126,7 +131,7 @@ class Poller(_Handling):
         not deleted, so it comes back after the restart)."""
         self._stop.set()
         self.client.close()  # ends backoff waits; a long-poll in flight is abandoned
-        with self.agent.receive_lock:
+        with self.receive_lock:
             pass
         self._thread.join(timeout)
 
@@ -183,7 +188,7 @@ class Poller(_Handling):
                 self._process(got)
 
     def _process(self, got: Received) -> None:
-        with self.agent.receive_lock:
+        with self.receive_lock:
             if self._stop.is_set():
                 return  # not deleted: it comes back after the restart
             outcome = self.handle(str(got.receipt_id), got.body)
@@ -207,8 +212,8 @@ class Poller(_Handling):
 class WebhookServer(_Handling):
     """``POST {webhook_path}`` with ``Authorization: Bearer <webhookUrlToken>``."""
 
-    def __init__(self, agent: KamiAgent) -> None:
-        super().__init__(agent)
+    def __init__(self, agent: Context, *, journal: Journal, lock: threading.Lock) -> None:
+        super().__init__(agent, journal, lock)
         settings = agent.settings
         token = settings.webhook_token.reveal() if settings.webhook_token else ""
         self._token = token.encode()
@@ -256,7 +261,7 @@ class WebhookServer(_Handling):
         except orjson.JSONDecodeError:
             self.log.warning("webhook.not_json", size=len(raw))
             return 400
-        with self.agent.receive_lock:
+        with self.receive_lock:
             self._seq += 1
             key = f"webhook-{body.get('idMessage') if isinstance(body, dict) else self._seq}"
             outcome = self.handle(key, body)
