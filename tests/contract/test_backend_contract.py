@@ -844,10 +844,20 @@ def test_doctor_repair_follows_capabilities(backend: Opened) -> None:
             a.doctor(repair=True)
 
 
+def finished_in_the_past(b: Backend, mid: str) -> None:
+    """Wait until the clock is past the millisecond ``mid`` was finished in: rotation's
+    ``older_than=0`` takes what finished before now, not in the same millisecond."""
+    updated = b.get(mid).state.updated
+    assert updated is not None
+    at = bridge.parse_ts(updated)
+    wait_for(lambda: time.time() > at + 0.002, timeout=5, what="the clock to move on")
+
+
 def test_rotate_follows_capabilities(backend: Opened) -> None:
     a, b = backend.pair()
     finished = a.send("finished work", to="bob").id
     b.done(finished)
+    finished_in_the_past(a, finished)
     open_ = a.send("open work", to="bob").id
     if not a.capabilities.rotate:
         with pytest.raises(RemoteUnsupported):
@@ -873,7 +883,8 @@ def test_search_archives_follows_capabilities(backend: Opened) -> None:
             list(a.search("needle", archives=True))
         return
     if a.capabilities.rotate:
-        a.rotate(older_than=0)
+        finished_in_the_past(a, mid)
+        assert a.rotate(older_than=0).moved_messages == 1
         assert list(b.search("needle")) == []
     hits = list(b.search("needle", archives=True))
     assert [h.record["id"] for h in hits] == [mid]
