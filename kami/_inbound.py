@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bridge import (
-    Bridge,
     BridgeError,
     Message,
     MessageView,
@@ -178,11 +177,8 @@ class Inbound:
 
     def effects(self, bridge: AnyBridge, view: MessageView) -> dict[str, Message]:
         """What handling ``view`` already put on the bridge, by idempotency-key prefix."""
-        if isinstance(bridge, Bridge):
-            ids = bridge.fold().replies.get(view.id, [])
-            messages = [bridge.get(i).message for i in ids]
-        else:
-            messages = [v.message for v in bridge.history(view.id).thread if v.id != view.id]
+        # The thread holds every answer (transitively); the key's suffix picks ours.
+        messages = [v.message for v in bridge.thread(view.id) if v.id != view.id]
         suffix = f":{view.id}"
         return {m.idempotency_key.removesuffix(suffix): m for m in messages
                 if m.sender == self.agent.name and m.idempotency_key
