@@ -3,6 +3,11 @@
 Each command parses its arguments, calls one library function and renders the
 result. Every error the library raises on purpose becomes one line on stderr
 and the exit code documented in docs/cli.md; nothing prints a traceback.
+
+This module holds the message commands and assembles the app: the other command
+modules (cli_archive, cli_ops, cli_claude) each have their own typer app, merged
+in here at the top level; what they share is in cli_common, which imports none of
+them. Nothing imports this module but the console script (cli_entry) and tests.
 """
 
 from __future__ import annotations
@@ -22,236 +27,57 @@ from rich.table import Table
 from rich.text import Text
 
 import bridge as lib
+import cli_archive
+import cli_claude
+import cli_ops
+from bridge._views import history_dict, status_dict
 from bridge.format._records import MESSAGE_TYPES, PRIORITIES, STATUSES
-from bridge.format._time import human_duration, parse_ts
+from bridge.format._time import human_duration
+from cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_IO,
+    STATUS_MARK,
+    STATUS_STYLE,
+    FromOption,
+    JsonOption,
+    age,
+    check_choice,
+    close_bridges,
+    err,
+    new_app,
+    one_line,
+    open_bridge,
+    out,
+    print_json,
+    read_text_arg,
+    render_record,
+    short_time,
+    state,
+    view_json,
+    visible,
+)
 
-app = typer.Typer(
+app = new_app(
     name="bridge",
     help="Agents on different machines talking through one append-only JSONL file.",
     no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Tracebacks with locals would print tokens and message content.
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode="rich",
 )
 
-EXIT_USAGE = 2
-CLI_LOCK_TIMEOUT = 30.0
-"""A command waits this long for the bridge lock, then names the holder and exits 6."""
-EXIT_IO = 7
-EXIT_INTERRUPTED = 130
-
-
-class _State:
-    """Options given before the command (``bridge --dir X send ...``)."""
-
-    directory: Path | None = None
-    url: lib.BridgeURL | None = None
-    bridges: list[lib.AnyBridge] = []  # noqa: RUF012 - one process, one command
-
-
-state = _State()
-
-
-def _no_color() -> bool:
-    # NO_COLOR (https://no-color.org): rich alone drops colours but keeps bold
-    # and dim; plain text is what people setting it ask for.
-    return bool(os.environ.get("NO_COLOR"))
-
-
-def out() -> Console:
-    # Created on use, not at import: rich probes the terminal when a Console is made.
-    tty = sys.stdout.isatty()
-    wide = tty or "COLUMNS" in os.environ  # else a pipe: do not cut lines at 80
-    return Console(highlight=False, soft_wrap=not tty, width=None if wide else 240,
-                   color_system=None if _no_color() else "auto")
-
-
-def err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True,
-                   color_system=None if _no_color() else "auto")
-
-
-def default_agent() -> str:
-    return os.environ.get("BRIDGE_AGENT") or "cli"
-
-
-def open_bridge(*, agent: str | None = None, create: bool = True,
-                url: lib.BridgeURL | None = None) -> lib.AnyBridge:
-    """The bridge named by --url / $BRIDGE_URL or --dir / $BRIDGE_DIR, opened for this command.
-
-    A remote one (ssh://) has the same API: every command works on both alike.
-    """
-    durability = os.environ.get("BRIDGE_DURABILITY", "always")
-    if durability not in ("always", "batch", "none"):
-        raise lib.ConfigError("BRIDGE_DURABILITY", "must be always, batch or none")
-    url = url or state.url
-    b: lib.AnyBridge
-    if url is not None and url.remote:
-        b = lib.connect(url, agent=agent or default_agent(), durability=durability,
-                        group=os.environ.get("BRIDGE_GROUP") or None, create=create,
-                        lock_timeout=CLI_LOCK_TIMEOUT)
-    else:
-        b = lib.Bridge(
-            Path(url.path).expanduser() if url is not None and url.path else state.directory,
-            agent=agent or default_agent(),
-            durability=durability,  # type: ignore[arg-type]
-            group=os.environ.get("BRIDGE_GROUP") or None,
-            create=create,
-            lock_timeout=CLI_LOCK_TIMEOUT,
-        )
-    state.bridges.append(b)
-    if getattr(b, "created", False):
-        # A typo in --dir or $BRIDGE_DIR would otherwise make a bridge nobody reads.
-        err().print(Text(f"note: created a new bridge at {b.directory}", style="yellow"))
-    return b
-
-
-def read_text_arg(text: str) -> str:
-    """TEXT as given, or all of stdin for ``-``."""
-    if text != "-":
-        return text
-    data = sys.stdin.buffer.read()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise lib.InvalidInput(f"stdin is not UTF-8 text (byte {exc.start})") from None
-
-
-def print_json(obj: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
-    sys.stdout.buffer.flush()
-
-
-# -- rendering -------------------------------------------------------------------------
-
-_STATUS_STYLE = {
-    "pending": "yellow", "claimed": "cyan", "done": "green", "failed": "red",
-    "cancelled": "magenta", "expired": "dim", "dead": "bold red",
-}  # fmt: skip
-_STATUS_MARK = {"done": "✓", "failed": "✗", "cancelled": "⊘", "expired": "⌛", "dead": "☠",
-                "claimed": "▶", "pending": "↺"}
-
-
-def _short_time(ts: str | None) -> str:
-    if not ts:
-        return "?"
-    try:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(parse_ts(ts)))
-    except ValueError:
-        return ts
-
-
-# C0 controls but tab and newline, DEL, and C1 controls (0x9b is CSI on its own).
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))
-            if c not in (0x09, 0x0A)}
-
-
-def visible(text: str) -> str:
-    """``text`` with control characters shown as ``\\xHH``.
-
-    Message text comes from WhatsApp senders and remote agents: an escape sequence
-    in it must not recolour, clear or retitle the terminal of whoever reads the
-    bridge. (``--json`` output escapes them as JSON does.)
-    """
-    return text.translate(_CONTROL)
-
-
-def _one_line(text: str, limit: int | None) -> str:
-    flat = visible(text.replace("\r\n", "\n").replace("\n", " ⏎ "))
-    if limit is not None and len(flat) > limit:
-        return flat[: max(limit - 1, 0)] + "…"
-    return flat
-
-
-def render_record(rec: dict[str, Any], width: int | None) -> Text:
-    """One human-readable row for any record."""
-    kind = rec.get("t") or "msg"
-    line = Text(_short_time(rec.get("ts")), style="dim")
-    line.append("  ")
-    sender = visible(str(rec.get("from", "?")))
-    if kind == "msg":
-        to = rec.get("to") or "*"
-        line.append(sender, style="bold")
-        line.append(" → ")
-        line.append(visible(str(to)), style="bold")
-        line.append(f"  {visible(str(rec.get('type', '?')))}", style="blue")
-        prio = (rec.get("metadata") or {}).get("priority")
-        if prio == "high":
-            line.append(" !", style="bold red")
-        line.append(f"  {visible(str(rec.get('id')))}", style="dim")
-        if rec.get("reply_to"):
-            line.append(f" ↩ {visible(str(rec['reply_to']))}", style="dim")
-        line.append("  ")
-        used = len(line.plain)
-        line.append(_one_line(str(rec.get("content", "")), None if width is None
-                              else max(width - used, 10)))
-    elif kind == "status":
-        status = str(rec.get("status"))
-        line.append(sender, style="bold")
-        line.append(f"  {_STATUS_MARK.get(status, '•')} {visible(status)}",
-                    style=_STATUS_STYLE.get(status, ""))
-        line.append(f"  {visible(str(rec.get('ref')))}", style="dim")
-        if rec.get("lease_until"):
-            line.append(f"  lease until {_short_time(rec['lease_until'])}", style="dim")
-        if rec.get("reason"):
-            line.append(f"  {_one_line(str(rec['reason']), None)}")
-    elif kind == "event":
-        line.append(sender, style="bold")
-        line.append(f"  ◆ {visible(str(rec.get('event')))}", style="magenta")
-        extra = {k: v for k, v in rec.items()
-                 if k not in ("v", "t", "id", "ts", "from", "event")}
-        if extra:
-            line.append("  " + visible(" ".join(f"{k}={v}" for k, v in extra.items())),
-                        style="dim")
-    else:
-        line.append(sender, style="bold")
-        line.append(f"  ({visible(str(kind))})", style="dim")
-        if kind == "repair":
-            line.append(f"  terminated a {rec.get('bytes')}-byte fragment at offset "
-                        f"{rec.get('offset')}", style="yellow")
-    return line
-
-
-def _age(ts: str, now: float) -> str:
-    try:
-        return human_duration(now - parse_ts(ts))
-    except ValueError:
-        return "?"
-
-
-def view_json(view: lib.MessageView, now: float) -> dict[str, Any]:
-    st = view.state
-    return {
-        "message": view.message.to_record(),
-        "status": st.effective_status(now),
-        "claimed_by": st.claimed_by,
-        "lease_until": st.lease_until,
-        "attempts": st.attempts,
-        "reason": st.reason,
-        "updated": st.updated,
-    }
-
-
-# -- commands --------------------------------------------------------------------------
+MESSAGES = "Messages"
+CONTROL = "Control and inspection"
 
 DirOption = Annotated[
     Path | None,
-    typer.Option("--dir", "-d", envvar="BRIDGE_DIR", show_envvar=True,
+    typer.Option("--dir", "-d", envvar="BRIDGE_DIR", show_envvar=True, metavar="DIR",
                  help="Bridge directory (default: ~/.claude/kami-bridge)."),
-]
-FromOption = Annotated[
-    str | None,
-    typer.Option("--from", help="Sender name (default: $BRIDGE_AGENT, else cli)."),
 ]
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", "-u", envvar="BRIDGE_URL", show_envvar=True,
-                 help="The bridge as a local path or ssh://[user@]host[:port]/path "
+    typer.Option("--url", "-u", envvar="BRIDGE_URL", show_envvar=True, metavar="URL",
+                 help="The bridge as a local path or ssh://\\[user@]host\\[:port]/path "
                  "(instead of --dir)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Message id.")]
 
 
 def _version(value: bool) -> None:
@@ -270,40 +96,63 @@ def _root(
 ) -> None:
     """Agents on different machines talking through one append-only JSONL file.
 
-    The bridge comes from --url or --dir, else $BRIDGE_URL, else $BRIDGE_DIR, else
-    ~/.claude/kami-bridge.
+    The bridge comes from --url or --dir, else $BRIDGE_URL, else $BRIDGE_DIR,
+    else ~/.claude/kami-bridge. Every command has --help; docs/cli.md has all.
     """
     del version
     state.directory = directory
     state.url = _choose_url(ctx, directory, url)
 
 
-def _check_choice(value: str | None, allowed: frozenset[str], what: str) -> None:
-    if value is not None and value not in allowed:
-        raise lib.InvalidInput(f"{what} must be one of {', '.join(sorted(allowed))}, "
-                               f"not {value!r}")
+def _choose_url(ctx: typer.Context, directory: Path | None, url: str | None
+                ) -> lib.BridgeURL | None:
+    """--url or --dir: a flag given on the command line beats one from the environment."""
+    if url is None:
+        return None
+
+    def on_command_line(name: str) -> bool:
+        return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+
+    dir_flag, url_flag = on_command_line("directory"), on_command_line("url")
+    if directory is not None and dir_flag and url_flag:
+        raise lib.InvalidInput("give --dir or --url, not both")
+    if directory is not None and dir_flag:
+        return None  # --dir on the command line beats $BRIDGE_URL
+    return lib.parse_url(url)
 
 
-@app.command()
+def _sent_json(result: lib.SendResult) -> dict[str, Any]:
+    """What send and reply print with --json (a repeated idempotency key: duplicate true)."""
+    return {"id": result.id, "offset": result.offset, "duplicate": result.duplicate}
+
+
+@app.command(rich_help_panel=MESSAGES)
 def send(
-    text: Annotated[str | None, typer.Argument(help="Message text, or - to read stdin.")] = None,
+    text: Annotated[str | None, typer.Argument(metavar="TEXT",
+                                               help="Message text, or - to read stdin.")] = None,
     sender: FromOption = None,
-    to: Annotated[str | None, typer.Option("--to", help="Recipient (default: every agent "
-                                           "but the sender].")] = None,
-    type_: Annotated[str, typer.Option("--type", help="request, response or notification.")
+    to: Annotated[str | None, typer.Option("--to", metavar="NAME", help="Recipient (default: "
+                                           "any agent but the sender).")] = None,
+    type_: Annotated[str, typer.Option("--type", metavar="TYPE",
+                                       help="request, response or notification.")
                      ] = "request",
-    reply_to: Annotated[str | None, typer.Option("--reply-to", help="Id this answers.")] = None,
-    priority: Annotated[str | None, typer.Option("--priority", help="low, normal or high.")
-                        ] = None,
-    meta: Annotated[list[str] | None, typer.Option("--meta", help="Metadata KEY=VALUE "
-                                                   "(repeatable).")] = None,
+    reply_to: Annotated[str | None, typer.Option("--reply-to", metavar="ID",
+                                                 help="Id this answers.")] = None,
+    priority: Annotated[str | None, typer.Option("--priority", metavar="PRIORITY",
+                                                 help="low, normal or high.")] = None,
+    meta: Annotated[list[str] | None, typer.Option("--meta", metavar="KEY=VALUE",
+                                                   help="Metadata (repeatable).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(
-        "--idempotency-key", help="A retried send with the same key appends nothing and "
-        "prints the original id.")] = None,
-    expires: Annotated[str | None, typer.Option("--expires", help="Expire after DURATION "
-                                                "(e.g. 10m, 2h, 7d).")] = None,
+        "--idempotency-key", metavar="KEY", help="A retried send with the same key appends "
+        "nothing and prints the original id.")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", metavar="DURATION",
+                                                help="Expire after this long (e.g. 10m, 2h, "
+                                                "7d).")] = None,
     batch: Annotated[bool, typer.Option("--batch", help="Read one JSON message object per "
                                         "stdin line; print one id per line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"id", "offset", '
+                                          '"duplicate"} (one line per message with '
+                                          "--batch).")] = False,
 ) -> None:
     """Append a message and print its id."""
     # Every check before the bridge is opened: opening may create the directory.
@@ -313,12 +162,12 @@ def send(
     if batch:
         if text not in (None, "-"):
             raise lib.InvalidInput("--batch reads stdin; give no TEXT (or -)")
-        _send_batch(open_bridge(agent=sender))
+        _send_batch(open_bridge(agent=sender), as_json)
         return
     if text is None:
         raise lib.InvalidInput("missing TEXT (give the message, or - to read stdin)")
-    _check_choice(type_, MESSAGE_TYPES, "--type")
-    _check_choice(priority, PRIORITIES, "--priority")
+    check_choice(type_, MESSAGE_TYPES, "--type")
+    check_choice(priority, PRIORITIES, "--priority")
     content = read_text_arg(text)
     if not content.strip():
         raise lib.InvalidInput("the message is empty (nothing but whitespace); nothing was "
@@ -332,7 +181,10 @@ def send(
         content, to=to, type=type_, reply_to=reply_to, priority=priority,
         metadata=metadata, idempotency_key=idempotency_key, expires_in=expires_in,
     )
-    print(result.id)
+    if as_json:
+        print_json(_sent_json(result))
+    else:
+        print(result.id)
 
 
 def _stdin_objects() -> Iterator[dict[str, Any]]:
@@ -349,12 +201,15 @@ def _stdin_objects() -> Iterator[dict[str, Any]]:
         yield obj
 
 
-def _send_batch(b: lib.AnyBridge) -> None:
+def _send_batch(b: lib.AnyBridge, as_json: bool = False) -> None:
     write = sys.stdout.write
     count = 0
     try:
         for result in b.send_many(_stdin_objects()):
-            write(result.id + "\n")
+            if as_json:
+                write(orjson.dumps(_sent_json(result)).decode() + "\n")
+            else:
+                write(result.id + "\n")
             count += 1
     except lib.InvalidInput as exc:
         sys.stdout.flush()
@@ -380,24 +235,27 @@ def _matches(rec: dict[str, Any], sender: str | None, to: str | None, type_: str
     return not (sender is not None and rec.get("from") != sender)
 
 
-@app.command()
+@app.command(rich_help_panel=MESSAGES)
 def tail(
-    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many records "
-                                       "to show first.")] = 10,
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, metavar="N",
+                                       help="How many records to show first.")] = 10,
     follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new "
                                          "records.")] = False,
-    as_json: JsonOption = False,
-    sender: Annotated[str | None, typer.Option("--from", help="Only records from NAME.")
-                      ] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Only messages to NAME.")] = None,
-    type_: Annotated[str | None, typer.Option("--type", help="Only messages of this type.")
-                     ] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only messages whose "
-                                               "current status is this.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each record's line exactly "
+                                          "as it is in the file (JSONL).")] = False,
+    sender: Annotated[str | None, typer.Option("--from", metavar="NAME",
+                                               help="Only records from NAME.")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="NAME",
+                                           help="Only messages to NAME.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", metavar="TYPE",
+                                              help="Only messages of this type.")] = None,
+    status: Annotated[str | None, typer.Option("--status", metavar="STATUS",
+                                               help="Only messages whose current status is "
+                                               "this.")] = None,
 ) -> None:
-    """Show the last records (and, with -f, new ones as they arrive)."""
-    _check_choice(type_, MESSAGE_TYPES, "--type")
-    _check_choice(status, STATUSES, "--status")
+    """Show the last records, and with -f new ones as they arrive."""
+    check_choice(type_, MESSAGE_TYPES, "--type")
+    check_choice(status, STATUSES, "--status")
     b = open_bridge(create=False)
     wanted: set[str] | None = None
     if status is not None:
@@ -420,9 +278,9 @@ def tail(
         return
     # Continue exactly after the last line read above: nothing missed, nothing twice.
     with b.follow(start=end) as follower:
-        # A local follower reads each line from the file it came from (after a rotation
-        # the name may point elsewhere); a remote one asks the host for the bytes.
-        raw = follower.raw_line if isinstance(follower, lib.Follower) else b.raw_line
+        # A follower that reads the file itself has the bytes of the file each entry came
+        # from (after a rotation the name may point elsewhere); otherwise the bridge has them.
+        raw = getattr(follower, "raw_line", None) or b.raw_line
         for entry in follower:
             rec = entry.record
             if status is not None and rec.get("t") in (None, "msg") \
@@ -433,13 +291,19 @@ def tail(
                 sys.stdout.flush()
 
 
-@app.command()
+@app.command(rich_help_panel=MESSAGES)
 def inbox(
-    agent: Annotated[str, typer.Option("--for", help="Agent whose waiting messages to list.")],
-    as_json: JsonOption = False,
+    agent: Annotated[str, typer.Option("--for", metavar="NAME",
+                                       help="Agent whose waiting messages to list.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array of message "
+                                          "views (docs/view.schema.json).")] = False,
 ) -> None:
-    """List the messages waiting for an agent (open, addressed to it; in-flight shown too),
-    then its dead letters (given up on after their retries)."""
+    """List the messages waiting for an agent, then its dead letters.
+
+    Open messages addressed to NAME (or to any agent), highest priority first;
+    messages in flight are listed with who holds them. Dead letters are its
+    messages given up on after their retries.
+    """
     b = open_bridge(create=False)
     views = b.inbox(agent)
     dead = b.dead_letters(agent)
@@ -477,28 +341,27 @@ def _print_rows(console: Console, views: list[lib.MessageView], now: float) -> N
     for v, (eff, label) in zip(views, labels, strict=True):
         row = Text(f"{visible(v.id):<{id_w}}  {visible(v.message.sender):<{from_w}}  "
                    f"{visible(v.message.type):<{type_w}}  ")
-        row.append(f"{label:<{st_w}}", style=_STATUS_STYLE.get(eff, ""))
-        row.append(f"  {_age(v.message.ts, now):>5}  ")
+        row.append(f"{label:<{st_w}}", style=STATUS_STYLE.get(eff, ""))
+        row.append(f"  {age(v.message.ts, now):>5}  ")
         if v.state.priority == "high":
             row.append("! ", style="bold red")
         room = None if width is None else max(width - len(row.plain), 10)
-        row.append(_one_line(v.message.content, room))
+        row.append(one_line(v.message.content, room))
         console.print(row)
 
 
-@app.command()
+@app.command(rich_help_panel=MESSAGES)
 def show(
-    message_id: Annotated[str, typer.Argument(metavar="ID", help="Message id.")],
-    as_json: JsonOption = False,
+    message_id: IdArgument,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the message view with its "
+                                          "changes, thread and archive.")] = False,
 ) -> None:
     """Show a message, its status history and its thread."""
     b = open_bridge(create=False)
     hist = b.history(message_id)
     now = time.time()
     if as_json:
-        print_json({**view_json(hist.view, now), "history": hist.changes,
-                    "thread": [view_json(v, now) for v in hist.thread],
-                    "archive": str(hist.archive) if hist.archive else None})
+        print_json(history_dict(hist, now))
         return
     console = out()
     m, st = hist.view.message, hist.view.state
@@ -509,11 +372,11 @@ def show(
                            style="dim"))
     rows = [("from", visible(m.sender)), ("to", visible(m.to or "* (any agent but the sender)")),
             ("type", visible(m.type)), ("priority", st.priority),
-            ("sent", f"{_short_time(m.ts)} ({_age(m.ts, now)} ago)")]
+            ("sent", f"{short_time(m.ts)} ({age(m.ts, now)} ago)")]
     if m.reply_to:
         rows.append(("reply to", visible(m.reply_to)))
     if m.expires:
-        rows.append(("expires", _short_time(m.expires)))
+        rows.append(("expires", short_time(m.expires)))
     for key, value in m.metadata.items():
         if key != "priority":
             rows.append((f"meta.{visible(key)}", visible(str(value))))
@@ -522,7 +385,7 @@ def show(
     grid.add_column()
     for key, value in rows:
         grid.add_row(Text(key), Text(value))
-    grid.add_row("status", Text(eff, style=_STATUS_STYLE.get(eff, "")))
+    grid.add_row("status", Text(eff, style=STATUS_STYLE.get(eff, "")))
     console.print(grid)
     console.print()
     # A Text, not a str: rich would read "[bold]" in a message as its markup.
@@ -541,93 +404,121 @@ def show(
             console.print(line)
 
 
-@app.command()
+WriteJsonOption = Annotated[bool, typer.Option("--json", help="Print what was done as one "
+                                               "JSON object.")]
+
+
+@app.command(rich_help_panel=MESSAGES)
 def reply(
     message_id: Annotated[str, typer.Argument(metavar="ID", help="Message to answer.")],
-    text: Annotated[str, typer.Argument(help="Answer text, or - to read stdin.")],
+    text: Annotated[str, typer.Argument(metavar="TEXT",
+                                        help="Answer text, or - to read stdin.")],
     sender: FromOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"id", "offset", '
+                                          '"duplicate"} of the response.')] = False,
 ) -> None:
-    """Append a response to ID (addressed to its sender) and mark ID done; print the new id."""
+    """Answer a message (to its sender) and mark it done.
+
+    Prints the response's id. The response copies ID's WhatsApp chat
+    metadata; the answer and the status change are one write.
+    """
     b = open_bridge(agent=sender, create=False)
-    print(b.reply(message_id, read_text_arg(text)).id)
+    result = b.reply(message_id, read_text_arg(text))
+    if as_json:
+        print_json(_sent_json(result))
+    else:
+        print(result.id)
 
 
 def _set(message_id: str, status: str, reason: str | None, sender: str | None,
-         force: bool = False) -> None:
+         force: bool = False, as_json: bool = False) -> None:
     b = open_bridge(agent=sender, create=False)
-    b.set_status(message_id, status, reason=reason, force=force)
-    err().print(f"{_STATUS_MARK[status]} {message_id} {status}")
+    record = b.set_status(message_id, status, reason=reason, force=force)
+    if as_json:
+        print_json({"id": message_id, "status": status, "reason": reason,
+                    "status_id": record})
+    else:
+        err().print(f"{STATUS_MARK[status]} {escape(visible(message_id))} {status}")
 
 
-ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (kept in the log).")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", metavar="TEXT",
+                                                  help="Why (kept in the log).")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Even if another agent holds "
                                            "a claim on it.")]
 
 
-@app.command()
-def done(message_id: Annotated[str, typer.Argument(metavar="ID")], reason: ReasonOption = None,
-         sender: FromOption = None, force: ForceOption = False) -> None:
+@app.command(rich_help_panel=MESSAGES)
+def done(message_id: IdArgument, reason: ReasonOption = None, sender: FromOption = None,
+         force: ForceOption = False, as_json: WriteJsonOption = False) -> None:
     """Mark a message done."""
-    _set(message_id, "done", reason, sender, force)
+    _set(message_id, "done", reason, sender, force, as_json)
 
 
-@app.command()
-def fail(message_id: Annotated[str, typer.Argument(metavar="ID")], reason: ReasonOption = None,
-         sender: FromOption = None, force: ForceOption = False) -> None:
+@app.command(rich_help_panel=MESSAGES)
+def fail(message_id: IdArgument, reason: ReasonOption = None, sender: FromOption = None,
+         force: ForceOption = False, as_json: WriteJsonOption = False) -> None:
     """Mark a message failed."""
-    _set(message_id, "failed", reason, sender, force)
+    _set(message_id, "failed", reason, sender, force, as_json)
 
 
-@app.command()
-def cancel(message_id: Annotated[str, typer.Argument(metavar="ID")],
-           reason: ReasonOption = None, sender: FromOption = None) -> None:
-    """Cancel a message (allowed even while another agent holds it)."""
-    _set(message_id, "cancelled", reason, sender)
+@app.command(rich_help_panel=MESSAGES)
+def cancel(message_id: IdArgument, reason: ReasonOption = None, sender: FromOption = None,
+           as_json: WriteJsonOption = False) -> None:
+    """Cancel a message (even one another agent holds)."""
+    _set(message_id, "cancelled", reason, sender, as_json=as_json)
 
 
-@app.command()
+@app.command(rich_help_panel=CONTROL)
 def pause(
     reason: ReasonOption = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who pauses (default: "
-                                           "$BRIDGE_AGENT, else cli].")] = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="NAME", help="Who pauses "
+                                           "(default: $BRIDGE_AGENT, else cli).")] = None,
+    as_json: WriteJsonOption = False,
 ) -> None:
-    """Create the PAUSE file: every agent stops taking work until resume."""
+    """Create the PAUSE file: every agent stops taking work.
+
+    Until resume. On a bridge already paused nothing changes: the first
+    pause stands.
+    """
     b = open_bridge(agent=by)
     before = b.paused()
     info = b.pause(reason)
+    if as_json:
+        print_json({"paused": True, "pause": info.to_dict(), "changed": before is None})
+        return
     why = f": {escape(visible(info.reason))}" if info.reason else ""
     if before is not None:
         # The first pause stands: saying "paused" with the new reason would be a lie.
         err().print(f"⏸ already paused by {escape(visible(str(info.by)))} since "
-                    f"{_short_time(info.since)}{why} (unchanged)")
+                    f"{short_time(info.since)}{why} (unchanged)")
         return
     err().print(f"⏸ paused by {escape(visible(str(info.by)))}{why}")
 
 
-@app.command()
-def resume(by: Annotated[str | None, typer.Option("--by", help="Who resumes.")] = None
-           ) -> None:
+@app.command(rich_help_panel=CONTROL)
+def resume(
+    by: Annotated[str | None, typer.Option("--by", metavar="NAME", help="Who resumes.")
+                  ] = None,
+    as_json: WriteJsonOption = False,
+) -> None:
     """Remove the PAUSE file."""
     b = open_bridge(agent=by, create=False)
-    if b.resume():
+    was = b.resume()
+    if as_json:
+        print_json({"paused": False, "pause": None, "changed": was})
+    elif was:
         err().print("▶ resumed")
     else:
         err().print("not paused")
 
 
-@app.command()
+@app.command(rich_help_panel=CONTROL)
 def status(as_json: JsonOption = False) -> None:
-    """Paused or not (by whom, since), message counts by status, size, last activity."""
+    """Pause state, message counts by status, size and last activity."""
     b = open_bridge(create=False)
     st = b.status()
     if as_json:
-        print_json({
-            "directory": str(st.directory), "paused": st.paused is not None,
-            "pause": st.paused.to_dict() if st.paused else None, "counts": st.counts,
-            "size": st.size, "records": st.records, "bad_lines": st.bad_lines,
-            "last_activity": st.last_activity, "epoch": st.epoch,
-            "durability": st.durability, "filesystem": st.filesystem,
-        })
+        print_json(status_dict(st))
         return
     console = out()
     grid = Table.grid(padding=(0, 2))
@@ -636,9 +527,9 @@ def status(as_json: JsonOption = False) -> None:
     grid.add_row("bridge", str(st.directory))
     if st.paused:
         p = st.paused
-        since = f" since {_short_time(p.since)}" if p.since else ""
+        since = f" since {short_time(p.since)}" if p.since else ""
         why = f": {p.reason}" if p.reason else ""
-        grid.add_row("state", Text(f"PAUSED by {p.by or 'someone'}{since}{why}",
+        grid.add_row("state", Text(visible(f"PAUSED by {p.by or 'someone'}{since}{why}"),
                                    style="bold yellow"))
     else:
         grid.add_row("state", Text("running", style="green"))
@@ -647,22 +538,29 @@ def status(as_json: JsonOption = False) -> None:
     grid.add_row("size", f"{st.size:,} bytes, {st.records:,} records"
                  + (f", {st.bad_lines} bad line(s)" if st.bad_lines else ""))
     now = time.time()
-    last = f"{_short_time(st.last_activity)} ({_age(st.last_activity, now)} ago)" \
+    last = f"{short_time(st.last_activity)} ({age(st.last_activity, now)} ago)" \
         if st.last_activity else "never"
     grid.add_row("last activity", last)
     console.print(grid)
 
 
-@app.command()
+@app.command(rich_help_panel=CONTROL)
 def doctor(
     as_json: JsonOption = False,
     repair: Annotated[bool, typer.Option("--repair", help="First finish or roll back an "
                                          "interrupted rotation.")] = False,
 ) -> int:
-    """Validate the live file and the archives; report torn/corrupt lines, schema
-    violations, orphan status records, archive problems. Exit 1 when it finds an error."""
+    """Validate the live file and the archives (exit 1 on errors).
+
+    Reports torn and corrupt lines, schema violations, orphan status records,
+    permissions, cursors, and in the archives damaged data, duplicates and an
+    interrupted rotation.
+    """
     b = open_bridge(create=False)
-    report = _doctor_report(b, repair=repair)
+    if repair and not b.capabilities.repair:
+        raise lib.InvalidInput("doctor --repair changes files: run it on the bridge's host "
+                               "(bridge --dir DIR doctor --repair)")
+    report = b.doctor(repair=repair)
     if as_json:
         print_json(report.to_dict())
         return 0 if report.ok else 1
@@ -679,7 +577,7 @@ def doctor(
         row.append(f" {f.kind:15} ")
         if where:
             row.append(f"{where}: ", style="dim")
-        row.append(f.message)
+        row.append(visible(f.message))
         console.print(row)
     archives = (f", {report.archives} archive(s) with {report.archived_records:,} records"
                 if report.archives else "")
@@ -690,11 +588,23 @@ def doctor(
     return 0 if report.ok else 1
 
 
-@app.command()
+def stats_json(data: dict[str, Any]) -> dict[str, Any]:
+    """``b.stats()`` in the CLI's shape: message counts by status under ``counts``, as in
+    ``bridge status`` (the library, and a host with an older toolkit, say ``statuses``)."""
+    shaped: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "statuses":
+            shaped.setdefault("counts", value)
+        else:
+            shaped[key] = value
+    return shaped
+
+
+@app.command(rich_help_panel=CONTROL)
 def stats(as_json: JsonOption = False) -> None:
     """Counts by kind, sender, type and status; size; time span."""
     b = open_bridge(create=False)
-    data = _stats(b)
+    data = stats_json(b.stats())
     if as_json:
         print_json(data)
         return
@@ -705,49 +615,24 @@ def stats(as_json: JsonOption = False) -> None:
     for key in ("size", "lines", "records", "bad_lines", "first", "last"):
         grid.add_row(key.replace("_", " "), f"{data[key]:,}" if isinstance(data[key], int)
                      else str(data[key]))
-    for key in ("kinds", "senders", "types", "statuses"):
-        grid.add_row(key, ", ".join(f"{k} {v:,}" for k, v in data[key].items()) or "-")
+    for key, label in (("kinds", "kinds"), ("senders", "senders"), ("types", "types"),
+                       ("counts", "statuses")):
+        grid.add_row(label, visible(", ".join(f"{k} {v:,}"
+                                              for k, v in data.get(key, {}).items()) or "-"))
     if data.get("oldest_open"):
-        age = data.get("oldest_open_age_s")
+        age_s = data.get("oldest_open_age_s")
         # A host with an older toolkit sends the age as text (oldest_open_age).
-        shown = human_duration(age) if isinstance(age, int | float) else data.get(
+        shown = human_duration(age_s) if isinstance(age_s, int | float) else data.get(
             "oldest_open_age", "?")
         grid.add_row("oldest open", f"{visible(str(data['oldest_open']))} ({shown})")
     console.print(grid)
 
 
-# -- remote bridges: --url, serve, ping ---------------------------------------------------
+# -- the app: every module's commands at the top level -----------------------------------------
 
-def _choose_url(ctx: typer.Context, directory: Path | None, url: str | None
-                ) -> lib.BridgeURL | None:
-    """--url or --dir: a flag given on the command line beats one from the environment."""
-    if url is None:
-        return None
-
-    def on_command_line(name: str) -> bool:
-        return getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
-
-    dir_flag, url_flag = on_command_line("directory"), on_command_line("url")
-    if directory is not None and dir_flag and url_flag:
-        raise lib.InvalidInput("give --dir or --url, not both")
-    if directory is not None and dir_flag:
-        return None  # --dir on the command line beats $BRIDGE_URL
-    return lib.parse_url(url)
-
-
-def _doctor_report(b: lib.AnyBridge, *, repair: bool = False) -> lib.DoctorReport:
-    if isinstance(b, lib.RemoteBridge | lib.SftpBridge):
-        if repair:
-            raise lib.InvalidInput("doctor --repair changes files: run it on the bridge's host "
-                                   "(bridge --dir DIR doctor --repair)")
-        return b.doctor()  # on the host, or on the fallback's copy
-    return lib.run_doctor(b, repair=repair)
-
-
-def _stats(b: lib.AnyBridge) -> dict[str, Any]:
-    if isinstance(b, lib.RemoteBridge | lib.SftpBridge):
-        return b.stats()
-    return lib.compute_stats(b)
+app.add_typer(cli_archive.app)
+app.add_typer(cli_ops.app)
+app.add_typer(cli_claude.app)
 
 
 # -- entry point -------------------------------------------------------------------------
@@ -761,17 +646,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             rv = command.main(args=argv, prog_name="bridge", standalone_mode=False)
         finally:
-            for b in state.bridges:
-                b.close()
-            state.bridges.clear()
+            close_bridges()
     except Exit as exc:
         return exc.exit_code
     except TyperException as exc:
-        ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            print(ctx.get_help())
-            return EXIT_USAGE
         # Usage errors: one line, like every other error, plus where help is.
+        ctx = getattr(exc, "ctx", None)
         hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
         err().print(Text(f"error: {exc.format_message()}{hint}", style="red"))
         return exc.exit_code
@@ -794,14 +674,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_IO
     return rv if isinstance(rv, int) else 0
 
-
-# The other command groups add themselves to `app` when imported; they use the
-# helpers above, so they come last.
-import cli_archive  # noqa: E402
-import cli_claude  # noqa: E402
-import cli_ops  # noqa: E402
-
-_ = (cli_archive, cli_claude, cli_ops)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,16 +1,19 @@
-"""``bridge rotate`` and ``bridge search``: the archive commands (core commands: cli.py)."""
+"""``bridge rotate`` and ``bridge search``: the archive commands (merged into ``bridge`` by
+cli.py; what they share with the others is in cli_common)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 import bridge as lib
-from cli import JsonOption, app, err, open_bridge, out, print_json, render_record
+from cli_common import err, new_app, open_bridge, out, print_json, render_record
+
+app = new_app()
+PANEL = "Archives"
 
 # -- rotation and search -------------------------------------------------------------------
 
@@ -38,32 +41,44 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-@app.command()
+def rotation_json(result: lib.RotationResult) -> dict[str, Any]:
+    """``rotate --json``: the result, its duration as ``elapsed_s`` (the library's seconds)."""
+    shaped = result.to_dict()
+    shaped["elapsed_s"] = shaped.pop("seconds")
+    return shaped
+
+
+@app.command(rich_help_panel=PANEL)
 def rotate(
-    older_than: Annotated[str, typer.Option("--older-than", help="Archive finished messages "
-                                            "whose last change is older than this (e.g. 30d, "
-                                            "12h); 'off' to rotate by size only.")] = "30d",
-    max_size: Annotated[str | None, typer.Option("--max-size", help="Also archive finished "
-                                                 "messages, oldest first, until the live file "
-                                                 "is about this size (e.g. 500M).")] = None,
+    older_than: Annotated[str, typer.Option("--older-than", metavar="AGE",
+                                            help="Archive finished messages whose last "
+                                            "change is older than this (e.g. 30d, 12h); "
+                                            "'off' to rotate by size only.")] = "30d",
+    max_size: Annotated[str | None, typer.Option("--max-size", metavar="SIZE",
+                                                 help="Also archive finished messages, "
+                                                 "oldest first, until the live file is "
+                                                 "about this size (e.g. 500M).")] = None,
     compress: Annotated[bool, typer.Option("--compress", help="Gzip new archive months "
                                            "(zcat | jq still reads them).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would move; change "
                                           "nothing.")] = False,
-    as_json: JsonOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as one "
+                                          "JSON object.")] = False,
 ) -> None:
-    """Move finished messages (with their status records) into archive/ by month."""
+    """Move finished messages into archive/, by month.
+
+    Their status records go with them. Pending and claimed messages stay.
+    """
     age = None if older_than.strip().lower() in ("off", "none") else \
         lib.parse_duration(older_than)
     size = _parse_size(max_size) if max_size is not None else None
     b = open_bridge(create=False)
-    if isinstance(b, lib.SftpBridge):
+    if not b.capabilities.rotate:
         raise lib.RemoteUnsupported("rotation runs on the bridge's host with the toolkit "
                                     "installed; the SFTP fallback cannot rotate")
-    if isinstance(b, lib.RemoteBridge):
+    if as_json or dry_run or not sys.stderr.isatty() or b.capabilities.remote:
+        # (On another host the copying happens there: nothing to show a bar for.)
         result = b.rotate(older_than=age, max_size=size, compress=compress, dry_run=dry_run)
-    elif as_json or dry_run or not sys.stderr.isatty():
-        result = lib.rotate(b, older_than=age, max_size=size, dry_run=dry_run, compress=compress)
     else:
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -71,12 +86,14 @@ def rotate(
                        console=err(), transient=True)
         with bar:
             task = bar.add_task("rotate", total=None)
-            result = lib.rotate(b, older_than=age, max_size=size, dry_run=dry_run,
-                                compress=compress,
-                                progress=lambda done, total: bar.update(task, completed=done,
-                                                                        total=total))
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = b.rotate(older_than=age, max_size=size, compress=compress,
+                              dry_run=dry_run, progress=progress)
     if as_json:
-        print_json(result.to_dict())
+        print_json(rotation_json(result))
         return
     console = err()
     if result.recovered:
@@ -108,42 +125,44 @@ def rotate(
             f"have not read past them: {names}", style="yellow"))
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def search(
-    query: Annotated[str, typer.Argument(help="Text to find in message content.")],
+    query: Annotated[str, typer.Argument(metavar="QUERY",
+                                         help="Text to find in message content.")],
     regex: Annotated[bool, typer.Option("--regex", "-E", help="QUERY is a regular "
                                         "expression.")] = False,
-    ignore_case: Annotated[bool, typer.Option("--ignore-case", "-i")] = False,
-    since: Annotated[str | None, typer.Option("--since", help="Only messages sent at or "
-                                              "after DATE (2026-11-01, a timestamp, or 7d "
-                                              "ago).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Only messages sent before "
-                                              "DATE.")] = None,
-    sender: Annotated[str | None, typer.Option("--from", help="Only messages from NAME.")
-                      ] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Only messages to NAME.")] = None,
+    ignore_case: Annotated[bool, typer.Option("--ignore-case", "-i", help="Upper and lower "
+                                              "case match each other.")] = False,
+    since: Annotated[str | None, typer.Option("--since", metavar="DATE",
+                                              help="Only messages sent at or after DATE "
+                                              "(2026-11-01, a timestamp, or 7d ago).")] = None,
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+                                              help="Only messages sent before DATE.")] = None,
+    sender: Annotated[str | None, typer.Option("--from", metavar="NAME",
+                                               help="Only messages from NAME.")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="NAME",
+                                           help="Only messages to NAME.")] = None,
     archives: Annotated[bool, typer.Option("--archives", "-a", help="Search the archives "
                                            "too.")] = False,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many "
-                                       "results (0: all).")] = 50,
-    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=0, metavar="N",
+                                       help="At most this many results (0: all).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each matching line exactly "
+                                          "as it is in its file (JSONL).")] = False,
 ) -> None:
-    """Find messages by content, newest first, in the live file (and the archives)."""
+    """Find messages by content, newest first (archives too)."""
     from bridge.format._time import parse_when
 
     b = open_bridge(create=False)
-    filters: dict[str, Any] = {
-        "regex": regex, "ignore_case": ignore_case, "sender": sender, "to": to,
-        "since": parse_when(since) if since else None,
-        "until": parse_when(until) if until else None, "archives": archives}
-    if isinstance(b, lib.SftpBridge):
+    if archives and not b.capabilities.search_archives:
         raise lib.RemoteUnsupported("search runs on the bridge's host with the toolkit "
                                     "installed; the SFTP fallback cannot search archives")
-    hits: Iterable[lib.Hit] = b.search(query, limit=limit, **filters) \
-        if isinstance(b, lib.RemoteBridge) else lib.search(b, query, **filters)
+    hits = b.search(query, regex=regex, ignore_case=ignore_case, sender=sender, to=to,
+                    since=parse_when(since) if since else None,
+                    until=parse_when(until) if until else None, archives=archives,
+                    limit=limit or None)
     console = out()
     width = console.width if sys.stdout.isatty() else None
-    for n, hit in enumerate(hits, 1):
+    for hit in hits:
         if as_json:  # the line exactly as it is in its file
             sys.stdout.buffer.write(hit.line)
         else:
@@ -151,6 +170,4 @@ def search(
             if hit.source != lib.LOG_NAME:
                 row.append(f"  [{hit.source}]", style="dim")
             console.print(row)
-        if limit and n >= limit:
-            break
     sys.stdout.flush()

@@ -3,7 +3,8 @@
 ``bridge hook …`` and ``bridge mcp`` normally never reach this module: the
 console script (cli_entry.py) hands them to :mod:`bridge.claude` before typer
 and rich are imported. They are declared here for ``--help``, for the global
-``--dir``/``--url`` options, and for the docs.
+``--dir``/``--url`` options, and for the docs. cli.py merges this module's app
+into ``bridge``.
 """
 
 from __future__ import annotations
@@ -16,17 +17,21 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from cli import app, out, state
+from cli_common import new_app, out, state
 
-hook_app = typer.Typer(help="Claude Code hooks (each reads the event's JSON on stdin).",
-                       no_args_is_help=True)
-claude_app = typer.Typer(help="Set up Claude Code to use the bridge.", no_args_is_help=True)
-app.add_typer(hook_app, name="hook")
-app.add_typer(claude_app, name="claude")
+PANEL = "Claude Code"
+app = new_app()
+hook_app = new_app(help="Claude Code hooks (each reads the event's JSON on stdin).",
+                   no_args_is_help=True)
+claude_app = new_app(help="Set up Claude Code to use the bridge.", no_args_is_help=True)
+app.add_typer(hook_app, name="hook", rich_help_panel=PANEL)
+app.add_typer(claude_app, name="claude", rich_help_panel=PANEL)
 
-AgentOption = Annotated[str, typer.Option("--agent", help="Whose inbox (default claude).")]
+AgentOption = Annotated[str, typer.Option("--agent", metavar="NAME",
+                                          help="Whose inbox (default claude).")]
 HookUrlOption = Annotated[
-    str | None, typer.Option("--url", "-u", help="The bridge (default $BRIDGE_URL, $BRIDGE_DIR).")
+    str | None, typer.Option("--url", "-u", metavar="URL",
+                             help="The bridge (default $BRIDGE_URL, $BRIDGE_DIR).")
 ]
 
 
@@ -49,29 +54,34 @@ def _hook(event: str, url: str | None, agent: str) -> int:
 
 @hook_app.command("session-start")
 def hook_session_start(url: HookUrlOption = None, agent: AgentOption = "claude") -> None:
-    """SessionStart: print a digest of the messages waiting for the agent."""
+    """SessionStart: print what waits for the agent."""
     raise typer.Exit(_hook("session-start", url, agent))
 
 
 @hook_app.command("prompt")
 def hook_prompt(url: HookUrlOption = None, agent: AgentOption = "claude") -> None:
-    """UserPromptSubmit: print the messages that arrived since this session was told."""
+    """UserPromptSubmit: print what arrived since last told."""
     raise typer.Exit(_hook("prompt", url, agent))
 
 
 @hook_app.command("stop")
 def hook_stop(url: HookUrlOption = None, agent: AgentOption = "claude") -> None:
-    """Stop: block once on a claimed, unanswered request or a new high-priority one."""
+    """Stop: block once on an unanswered claim.
+
+    Or on a new high-priority request the session was not told about.
+    """
     raise typer.Exit(_hook("stop", url, agent))
 
 
-@app.command()
+@app.command(rich_help_panel=PANEL)
 def mcp(
     url: HookUrlOption = None,
     agent: AgentOption = "claude",
     identity: Annotated[str | None, typer.Option(
-        "--as", help="Name to claim and answer as (default agent.<session id>).")] = None,
-    lease: Annotated[str, typer.Option("--lease", help="How long a claim holds.")] = "30m",
+        "--as", metavar="NAME",
+        help="Name to claim and answer as (default agent.<session id>).")] = None,
+    lease: Annotated[str, typer.Option("--lease", metavar="DURATION",
+                                                  help="How long a claim holds.")] = "30m",
     channel: Annotated[bool, typer.Option(
         "--channel", help="Push a hint per new message into the session (Claude Code "
         "channels, a research preview).")] = False,
@@ -103,7 +113,7 @@ def _bridge_command() -> str:
 @claude_app.command("install")
 def claude_install(
     project: Annotated[Path | None, typer.Argument(
-        metavar="[PROJECT_DIR]", help="The project (default: the current directory).")] = None,
+        metavar="PROJECT_DIR", help="The project (default: the current directory).")] = None,
     url: HookUrlOption = None,
     agent: AgentOption = "claude",
     user: Annotated[bool, typer.Option(
@@ -114,9 +124,14 @@ def claude_install(
     uninstall: Annotated[bool, typer.Option(
         "--uninstall", help="Remove only the entries this command wrote.")] = False,
     command: Annotated[str | None, typer.Option(
-        "--command", help="The bridge executable the entries run (default: this one).")] = None,
+        "--command", metavar="PATH",
+        help="The bridge executable the entries run (default: this one).")] = None,
 ) -> None:
-    """Write the hooks and the MCP server into Claude Code's settings (merged, idempotent)."""
+    """Write the hooks and the MCP server into Claude Code's settings.
+
+    Existing settings are kept (the entries are merged in); a second run
+    changes nothing.
+    """
     from bridge.claude._install import InstallPlan, install
 
     target = _target(url)

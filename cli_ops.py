@@ -1,29 +1,37 @@
 """``bridge`` commands for operating agents and reaching bridges elsewhere: health, logs,
-serve, ping, ctl, deploy. (The core message commands are in cli.py.)"""
+serve, ping, ctl, deploy (merged into ``bridge`` by cli.py; what they share with the other
+command modules is in cli_common)."""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
 import bridge as lib
-from cli import (
+from cli_common import (
     JsonOption,
-    _check_choice,
-    _short_time,
-    app,
+    check_choice,
     err,
+    new_app,
     open_bridge,
     out,
     print_json,
+    short_time,
     state,
     visible,
 )
+
+if TYPE_CHECKING:
+    from bridge.runtime._peers import PeerResult
+
+app = new_app()
+AGENTS = "Operating agents"
+REMOTE = "Remote bridges"
 
 # -- agent operations ----------------------------------------------------------------------
 
@@ -31,19 +39,31 @@ _STATE_STYLE = {"ok": "green", "slow": "yellow", "paused": "cyan", "degraded": "
                 "down": "bold red"}
 
 
-@app.command()
+def health_json(result: PeerResult) -> dict[str, Any]:
+    """One peer as ``health --json`` prints it: the latency in milliseconds, ``latency_ms``."""
+    shaped = result.to_dict()
+    latency = shaped.pop("latency", None)
+    shaped["latency_ms"] = None if latency is None else round(latency * 1000, 1)
+    return shaped
+
+
+@app.command(rich_help_panel=AGENTS)
 def health(
-    urls: Annotated[list[str], typer.Argument(metavar="URL...", help="Agents' /health URLs "
+    urls: Annotated[list[str], typer.Argument(metavar="URL", help="Agents' /health URLs "
                                               "(http://host:port/health).")],
-    as_json: JsonOption = False,
-    timeout: Annotated[str, typer.Option("--timeout", help="Give up on a peer after this "
-                                         "long.")] = "5s",
-    slow: Annotated[str, typer.Option("--slow", help="An answer later than this is slow.")
-                    ] = "2s",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array, an object "
+                                          "per URL.")] = False,
+    timeout: Annotated[str, typer.Option("--timeout", metavar="DURATION",
+                                         help="Give up on a peer after this long.")] = "5s",
+    slow: Annotated[str, typer.Option("--slow", metavar="DURATION",
+                                      help="An answer later than this is slow.")] = "2s",
 ) -> int:
-    """Check agents' /health once: ok, slow, paused, degraded or down. Exit 1 if any is
-    down or degraded. A bearer token, if needed, comes from $BRIDGE_HEALTH_TOKEN (or the
-    systemd credential health-token), never from the command line."""
+    """Check agents' /health endpoints once.
+
+    Each is ok, slow, paused, degraded or down; exit 1 if any is down or
+    degraded. A bearer token, if needed, comes from $BRIDGE_HEALTH_TOKEN (or
+    the systemd credential health-token), never from the command line.
+    """
     import httpx
 
     from bridge.runtime._peers import check_peer
@@ -60,7 +80,7 @@ def health(
         results = [check_peer(client, url, url, token=token, timeout=limit, slow=late)
                    for url in urls]
     if as_json:
-        print_json([r.to_dict() for r in results])
+        print_json([health_json(r) for r in results])
     else:
         console = out()
         for r in results:
@@ -73,26 +93,34 @@ def health(
     return 1 if any(r.state in ("down", "degraded") for r in results) else 0
 
 
-@app.command()
+@app.command(rich_help_panel=AGENTS)
 def logs(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Agent log files "
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Agent log files "
                                                 "(JSON lines); - reads stdin.")],
-    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
-    level: Annotated[str | None, typer.Option("--level", help="This level and above: debug, "
-                                              "info, warning, error.")] = None,
-    event: Annotated[str | None, typer.Option("--event", help="An event name, or a prefix "
-                                              "ending in . or * (e.g. bridge.*).")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="A date, timestamp or "
-                                              "duration ago (2h).")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="Same forms as --since.")
+    agent: Annotated[str | None, typer.Option("--agent", metavar="NAME",
+                                              help="Only this agent.")] = None,
+    level: Annotated[str | None, typer.Option("--level", metavar="LEVEL",
+                                              help="This level and above: debug, info, "
+                                              "warning, error.")] = None,
+    event: Annotated[str | None, typer.Option("--event", metavar="EVENT",
+                                              help="An event name, or a prefix ending in . "
+                                              "or * (e.g. bridge.*).")] = None,
+    since: Annotated[str | None, typer.Option("--since", metavar="DATE",
+                                              help="A date, timestamp or duration ago (2h).")
                      ] = None,
-    as_json: JsonOption = False,
+    until: Annotated[str | None, typer.Option("--until", metavar="DATE",
+                                              help="Same forms as --since.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each kept line as one JSON "
+                                          "object (JSONL).")] = False,
 ) -> None:
-    """Read and filter agents' structured logs (their files, or journalctl -o cat on stdin)."""
+    """Read and filter agents' structured logs.
+
+    Their log files, or - for stdin (journalctl -o cat).
+    """
     from bridge.format._time import parse_when
     from bridge.runtime._logs import LEVEL_RANK, LogFilter, read_logs
 
-    _check_choice(level, frozenset(LEVEL_RANK), "--level")
+    check_choice(level, frozenset(LEVEL_RANK), "--level")
     keep = LogFilter(agent=agent, level=level, event=event,
                      since=parse_when(since) if since else None,
                      until=parse_when(until) if until else None)
@@ -108,7 +136,7 @@ def logs(
                 if as_json:
                     print_json(line)
                     continue
-                row = Text(_short_time(line.get("ts")), style="dim")
+                row = Text(short_time(line.get("ts")), style="dim")
                 lvl = str(line.get("level"))
                 row.append(f"  {lvl:7}", style={"error": "red", "critical": "bold red",
                                                  "warning": "yellow"}.get(lvl, ""))
@@ -123,18 +151,19 @@ def logs(
             if stream is None:
                 handle.close()
 
-@app.command()
+
+@app.command(rich_help_panel=REMOTE)
 def serve(
     stdio: Annotated[bool, typer.Option("--stdio", help="Speak the line protocol on stdin "
                                         "and stdout (how SSH runs it).")] = False,
     directory: Annotated[Path | None, typer.Option(
-        "--dir", help="Serve only this bridge directory (for a locked-down key); by default "
-        "the client names it.")] = None,
+        "--dir", metavar="DIR", help="Serve only this bridge directory (for a locked-down "
+        "key); by default the client names it.")] = None,
     idle_timeout: Annotated[float, typer.Option(
-        "--idle-timeout", min=1.0, help="Exit after this many seconds without a line from "
-        "the client (clients ping every few seconds).")] = 60.0,
+        "--idle-timeout", min=1.0, metavar="SECONDS", help="Exit after this many seconds "
+        "without a line from the client (clients ping every few seconds).")] = 60.0,
 ) -> int:
-    """Serve a bridge on this host to a remote client (run by ssh; see docs/remote.md)."""
+    """Serve a bridge on this host to a remote client (run by ssh)."""
     from bridge.remote._serve import serve_command
 
     if not stdio:
@@ -142,16 +171,17 @@ def serve(
     return serve_command(directory, idle_timeout=idle_timeout)
 
 
-@app.command()
+@app.command(rich_help_panel=REMOTE)
 def ping(
     url: Annotated[str | None, typer.Argument(
-        metavar="[URL]", help="The bridge (default: --url, $BRIDGE_URL, --dir)")] = None,
-    count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000,
+        metavar="URL", help="The bridge (default: --url, $BRIDGE_URL, --dir).")] = None,
+    count: Annotated[int, typer.Option("--count", "-c", min=1, max=1000, metavar="N",
                                        help="Round trips to time.")] = 5,
     as_json: JsonOption = False,
 ) -> None:
-    """Connect to a bridge; report the round-trip time, the host's version and pause state."""
-    r = lib.ping(open_bridge(create=False, url=lib.parse_url(url) if url else state.url), count)
+    """Time round trips to a bridge; report its version and pause state."""
+    b = open_bridge(create=False, url=lib.parse_url(url) if url else state.url)
+    r = b.ping(count)
     if as_json:
         print_json(r.to_dict())
         return
@@ -165,7 +195,7 @@ def ping(
         line.append(" (local)")
     if r.paused is not None:
         p = r.paused
-        since = f" since {_short_time(p.since)}" if p.since else ""
+        since = f" since {short_time(p.since)}" if p.since else ""
         why = f": {p.reason}" if p.reason else ""
         line.append(f"; PAUSED by {p.by or 'someone'}{since}{why}", style="bold yellow")
     else:
@@ -174,30 +204,38 @@ def ping(
 
 
 SshConfigOption = Annotated[Path | None, typer.Option(
-    "--ssh-config", help="ssh_config file instead of ~/.ssh/config.")]
+    "--ssh-config", metavar="FILE", help="ssh_config file instead of ~/.ssh/config.")]
 KnownHostsOption = Annotated[Path | None, typer.Option(
-    "--known-hosts", help="known_hosts file instead of ~/.ssh/known_hosts.")]
+    "--known-hosts", metavar="FILE", help="known_hosts file instead of ~/.ssh/known_hosts.")]
 IdentityOption = Annotated[Path | None, typer.Option(
-    "--identity", "-i", help="Private key file (default: the agent, then ~/.ssh/id_*).")]
+    # No -i: across bridge's commands -i is search's --ignore-case.
+    "--identity", metavar="FILE", help="Private key file (default: the agent, then "
+    "~/.ssh/id_*).")]
+HostArgument = Annotated[str, typer.Argument(
+    metavar="HOST", help="\\[user@]host\\[:port], or a Host from ssh_config.")]
 
 
-@app.command()
+@app.command(rich_help_panel=AGENTS)
 def ctl(
-    host: Annotated[str, typer.Argument(help="[user@]host[:port], or a Host from ssh_config.")],
-    action: Annotated[str, typer.Argument(help="status, start, stop or restart.")],
-    agent: Annotated[str, typer.Argument(help="The agent (unit kami-bridge@AGENT).")],
+    host: HostArgument,
+    action: Annotated[str, typer.Argument(metavar="ACTION",
+                                          help="status, start, stop or restart.")],
+    agent: Annotated[str, typer.Argument(metavar="AGENT",
+                                         help="The agent (unit kami-bridge@AGENT).")],
     as_json: JsonOption = False,
     sudo: Annotated[bool, typer.Option("--sudo", help="Run systemctl through sudo -n.")
                     ] = False,
-    systemctl: Annotated[str, typer.Option("--systemctl", help="systemctl on the host.")
-                         ] = "systemctl",
+    systemctl: Annotated[str, typer.Option("--systemctl", metavar="PATH",
+                                           help="systemctl on the host.")] = "systemctl",
     ssh_config: SshConfigOption = None,
     known_hosts: KnownHostsOption = None,
     identity: IdentityOption = None,
 ) -> int:
-    """Start, stop, restart an agent's service on another host, or show its state.
+    """Run systemctl for an agent's service on another host.
 
-    Exit 0 when the unit is then running (for stop: stopped), 3 otherwise."""
+    Start, stop or restart it, or show its state. Exit 0 when the unit is
+    then running (for stop: stopped), 3 otherwise.
+    """
     from bridge.runtime._ctl import ctl as run_ctl
     from bridge.runtime._remote_exec import RemoteHost
 
@@ -219,46 +257,56 @@ def ctl(
     return 0 if wanted else 3
 
 
-@app.command()
+@app.command(rich_help_panel=AGENTS)
 def deploy(
-    host: Annotated[str, typer.Argument(help="[user@]host[:port], or a Host from ssh_config.")],
-    agent: Annotated[str, typer.Option("--agent", help="kami, kaylee, ...")],
-    config: Annotated[Path | None, typer.Option("--config", help="The agent's TOML config "
-                                                "to install.")] = None,
+    host: HostArgument,
+    agent: Annotated[str, typer.Option("--agent", metavar="NAME", help="kami, kaylee, ...")],
+    config: Annotated[Path | None, typer.Option("--config", metavar="FILE",
+                                                help="The agent's TOML config to install.")
+                      ] = None,
     credentials: Annotated[Path | None, typer.Option(
-        "--credentials", help="A directory of credential files (green-api-token, ...) to "
-        "install 0600 for LoadCredential=.")] = None,
-    wheel: Annotated[Path | None, typer.Option("--wheel", help="Deploy this wheel instead of "
-                                               "building one from the checkout.")] = None,
-    units: Annotated[Path | None, typer.Option("--units", help="Unit files directory "
-                                               "(default: systemd/ of the checkout).")] = None,
-    health_timeout: Annotated[str, typer.Option("--health-timeout", help="How long the new "
-                                                "release has to report ok.")] = "60s",
+        "--credentials", metavar="DIR", help="A directory of credential files "
+        "(green-api-token, ...) to install 0600 for LoadCredential=.")] = None,
+    wheel: Annotated[Path | None, typer.Option("--wheel", metavar="FILE",
+                                               help="Deploy this wheel instead of building "
+                                               "one from the checkout.")] = None,
+    units: Annotated[Path | None, typer.Option("--units", metavar="DIR",
+                                               help="Unit files directory (default: "
+                                               "systemd/ of the checkout).")] = None,
+    health_timeout: Annotated[str, typer.Option("--health-timeout", metavar="DURATION",
+                                                help="How long the new release has to "
+                                                "report ok.")] = "60s",
     sudo: Annotated[bool, typer.Option("--sudo", help="Run the host side through sudo -n.")
                     ] = False,
-    python: Annotated[str, typer.Option("--python", help="Python 3.11+ on the host.")
-                      ] = "python3",
+    python: Annotated[str, typer.Option("--python", metavar="PATH",
+                                        help="Python 3.11+ on the host.")] = "python3",
     pip_arg: Annotated[list[str] | None, typer.Option(
-        "--pip-arg", help="Extra pip install arguments on the host (e.g. --index-url URL).")
-                       ] = None,
-    root: Annotated[str, typer.Option("--root", help="Install under this directory on the "
-                                      "host (for trials and tests).")] = "/",
-    systemctl: Annotated[str, typer.Option("--systemctl", help="systemctl on the host.")
-                         ] = "systemctl",
-    sysusers: Annotated[str, typer.Option("--sysusers", help="systemd-sysusers on the host.")
+        "--pip-arg", metavar="ARG", help="Extra pip install arguments on the host (e.g. "
+        "--index-url URL).")] = None,
+    root: Annotated[str, typer.Option("--root", metavar="DIR", help="Install under this "
+                                      "directory on the host (for trials and tests).")
+                    ] = "/",
+    systemctl: Annotated[str, typer.Option("--systemctl", metavar="PATH",
+                                           help="systemctl on the host.")] = "systemctl",
+    sysusers: Annotated[str, typer.Option("--sysusers", metavar="PATH",
+                                          help="systemd-sysusers on the host.")
                         ] = "systemd-sysusers",
-    tmpfiles: Annotated[str, typer.Option("--tmpfiles", help="systemd-tmpfiles on the host.")
+    tmpfiles: Annotated[str, typer.Option("--tmpfiles", metavar="PATH",
+                                          help="systemd-tmpfiles on the host.")
                         ] = "systemd-tmpfiles",
     extra_site: Annotated[str | None, typer.Option(
-        "--extra-site", help="A site-packages on the host to add to the new venv (offline "
-        "installs).")] = None,
+        "--extra-site", metavar="DIR", help="A site-packages on the host to add to the new "
+        "venv (offline installs).")] = None,
     as_json: JsonOption = False,
     ssh_config: SshConfigOption = None,
     known_hosts: KnownHostsOption = None,
     identity: IdentityOption = None,
 ) -> None:
-    """Install or upgrade an agent on a host over SSH, wait for its /health to say ok, and
-    roll back to the previous release when it does not."""
+    """Install or upgrade an agent on a host over SSH, with rollback.
+
+    Waits for the new release's /health to say ok, and puts the previous
+    release back when it does not.
+    """
     from bridge.runtime._deploy import PROJECT_ROOT, DeployPlan, parse_pip_args
     from bridge.runtime._deploy import deploy as run_deploy
     from bridge.runtime._remote_exec import RemoteHost

@@ -79,7 +79,7 @@ def test_inbox_reply_done_fail_cancel_show(cli: CLI) -> None:
     other = cli.ok("send", "other", "--from", "kami", "--to", "claude").strip()
     third = cli.ok("send", "third", "--from", "kami", "--to", "claude").strip()
     inbox = orjson.loads(cli.ok("inbox", "--for", "claude", "--json"))
-    assert [i["message"]["id"] for i in inbox] == [ask, other, third]
+    assert [i["id"] for i in inbox] == [ask, other, third]
     assert "status?" in cli.ok("inbox", "--for", "claude")
     answer = cli.ok("reply", ask, "all green", "--from", "claude").strip()
     assert answer.startswith("claude-")
@@ -87,13 +87,13 @@ def test_inbox_reply_done_fail_cancel_show(cli: CLI) -> None:
     cli.ok("cancel", third)
     assert orjson.loads(cli.ok("inbox", "--for", "claude", "--json")) == []
     kami_inbox = orjson.loads(cli.ok("inbox", "--for", "kami", "--json"))
-    assert [i["message"]["id"] for i in kami_inbox] == [answer]
-    assert kami_inbox[0]["message"]["metadata"]["whatsapp_sender"] == "972501234567@c.us"
+    assert [i["id"] for i in kami_inbox] == [answer]
+    assert kami_inbox[0]["metadata"]["whatsapp_sender"] == "972501234567@c.us"
     cli.ok("done", answer, "--from", "kami")
     shown = orjson.loads(cli.ok("show", ask, "--json"))
     assert shown["status"] == "done"
-    assert [h["status"] for h in shown["history"]] == ["done"]
-    assert [t["message"]["id"] for t in shown["thread"]] == [ask, answer]
+    assert [h["status"] for h in shown["changes"]] == ["done"]
+    assert [t["id"] for t in shown["thread"]] == [ask, answer]
     human = cli.ok("show", other)
     assert "failed" in human
     assert "disk full" in human
@@ -221,7 +221,7 @@ def test_stats(cli: CLI) -> None:
     data = orjson.loads(cli.ok("stats", "--json"))
     assert data["kinds"] == {"msg": 2, "epoch": 1, "status": 1}
     assert data["types"] == {"request": 1, "notification": 1}
-    assert data["statuses"] == {"done": 1, "pending": 1}
+    assert data["counts"] == {"done": 1, "pending": 1}
     assert data["senders"]["kami"] == 2  # the epoch header and one message
     assert "msg 2" in cli.ok("stats")
 

@@ -52,7 +52,7 @@ def test_status_reasons_are_escaped(cli: CLI, hostile: str) -> None:
 
 def test_json_output_keeps_the_text_exactly(cli: CLI, hostile: str) -> None:
     doc = orjson.loads(cli.ok("show", hostile, "--json"))
-    assert doc["message"]["content"] == HOSTILE
+    assert doc["content"] == HOSTILE
 
 
 def test_agent_logs_are_escaped(cli: CLI, tmp_path: Path) -> None:

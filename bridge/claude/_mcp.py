@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._errors import BridgeError, ConnectionLost, InvalidInput
 from .._views import view_dict
 from ..format._ids import validate_agent_name
-from ..format._time import parse_duration
+from ..format._time import parse_duration, parse_ts
 from ._identity import ON_BEHALF, session_identity
 
 if TYPE_CHECKING:
@@ -78,9 +78,16 @@ def _provenance(view: MessageView) -> dict[str, str]:
     return out
 
 
+def _age_s(view: MessageView, now: float) -> float | None:
+    try:
+        return round(max(0.0, now - parse_ts(view.message.ts)), 3)
+    except ValueError:
+        return None
+
+
 def _compact(view: MessageView, now: float) -> dict[str, Any]:
     """An inbox row: the flat view without the bulk (full text via ``show``)."""
-    full = view_dict(view, now)
+    full = _full(view, now)
     first = next((p.strip() for p in view.message.content.splitlines() if p.strip()), "")
     row = {k: full[k] for k in ("id", "from", "type", "priority", "status", "age_s",
                                 "claimed_by", "reply_to")}
@@ -90,7 +97,8 @@ def _compact(view: MessageView, now: float) -> dict[str, Any]:
 
 
 def _full(view: MessageView, now: float) -> dict[str, Any]:
-    return view_dict(view, now) | _provenance(view)
+    """The flat view (docs/view.schema.json), its age, and where it came from."""
+    return view_dict(view, now) | {"age_s": _age_s(view, now)} | _provenance(view)
 
 
 class BridgeTools:

@@ -18,14 +18,15 @@ and the translation of errors and results to and from JSON.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
 from .. import _errors
-from ..format._records import Entry, Message
+from .._views import VIEW_FIELDS, status_dict, view_dict
+from ..format._records import PROTOCOL_VERSION, Entry, Message
 from ..inspection._doctor import DoctorReport, Finding
 from ..local._bridge import BridgeStatus, History, MessageView
 from ..store._fold import MessageState
@@ -166,24 +167,64 @@ def error_from_wire(payload: Any) -> _errors.BridgeError:
 
 
 # -- results -------------------------------------------------------------------------------
+#
+# Views, histories and the status travel in one of two shapes. Version 1 (what every
+# server sends today, and all an older client reads) nests the record and the fold's
+# state: ``{"message": RECORD, "state": STATE}``. Version 2 is the flat view of
+# bridge/_views.py (what ``--json`` prints and docs/view.schema.json describes) with the
+# fold's exact state beside it under ``fold`` (offsets and the raw status, which the view
+# leaves out); a history is that view with ``changes``, ``thread`` and ``archive``; a
+# status has ``paused`` a boolean and ``pause`` the details. A server sends version 2
+# only when told the session's client reads it (``version=``); the ``*_from_wire``
+# functions read both, so a client works against old and new servers alike.
 
-def view_to_wire(view: MessageView) -> dict[str, Any]:
-    return {"message": view.message.to_record(), "state": asdict(view.state)}
+VIEW_V1: Final = 1
+VIEW_V2: Final = 2
+
+_STATE_FIELDS: Final = frozenset(f.name for f in fields(MessageState))
+
+
+def view_to_wire(view: MessageView, version: int = VIEW_V1) -> dict[str, Any]:
+    if version < VIEW_V2:
+        return {"message": view.message.to_record(), "state": asdict(view.state)}
+    fold = asdict(view.state)
+    fold["record_v"], fold["record_status"] = view.message.v, view.message.status
+    return {**view_dict(view), "fold": fold}
 
 
 def view_from_wire(obj: dict[str, Any]) -> MessageView:
-    return MessageView(Message.from_record(obj["message"]), MessageState(**obj["state"]))
+    if "message" in obj and "state" in obj:  # version 1
+        return MessageView(Message.from_record(obj["message"]), MessageState(**obj["state"]))
+    fold = dict(obj["fold"])
+    message = Message(
+        id=obj["id"], sender=obj["from"], type=obj["type"], content=obj["content"],
+        ts=obj["ts"], to=obj.get("to"), reply_to=obj.get("reply_to"),
+        status=str(fold.get("record_status") or "pending"),
+        metadata=dict(obj.get("metadata") or {}), expires=obj.get("expires"),
+        idempotency_key=obj.get("idem"), v=int(fold.get("record_v", PROTOCOL_VERSION)),
+        extra={k: v for k, v in obj.items() if k not in _VIEW_KEYS})
+    # A newer host's fold may know more than this side's MessageState: keep what fits.
+    return MessageView(message, MessageState(**{k: v for k, v in fold.items()
+                                                 if k in _STATE_FIELDS}))
 
 
-def history_to_wire(hist: History) -> dict[str, Any]:
-    return {"view": view_to_wire(hist.view), "changes": hist.changes,
-            "thread": [view_to_wire(v) for v in hist.thread],
-            "archive": None if hist.archive is None else str(hist.archive)}
+_VIEW_KEYS: Final = frozenset((*VIEW_FIELDS, "fold", "v", "t"))
+
+
+def history_to_wire(hist: History, version: int = VIEW_V1) -> dict[str, Any]:
+    archive = None if hist.archive is None else str(hist.archive)
+    if version < VIEW_V2:
+        return {"view": view_to_wire(hist.view), "changes": hist.changes,
+                "thread": [view_to_wire(v) for v in hist.thread], "archive": archive}
+    return {**view_to_wire(hist.view, version), "changes": hist.changes,
+            "thread": [view_to_wire(v, version) for v in hist.thread], "archive": archive}
 
 
 def history_from_wire(obj: dict[str, Any]) -> History:
     archive = obj.get("archive")
-    return History(view_from_wire(obj["view"]), list(obj["changes"]),
+    view = obj["view"] if "view" in obj else {k: v for k, v in obj.items()
+                                               if k not in ("changes", "thread", "archive")}
+    return History(view_from_wire(view), list(obj["changes"]),
                    [view_from_wire(v) for v in obj["thread"]],
                    None if archive is None else Path(archive))
 
@@ -192,7 +233,9 @@ def pause_from_wire(obj: dict[str, Any] | None) -> PauseInfo | None:
     return None if obj is None else PauseInfo(obj.get("by"), obj.get("reason"), obj.get("since"))
 
 
-def status_to_wire(st: BridgeStatus) -> dict[str, Any]:
+def status_to_wire(st: BridgeStatus, version: int = VIEW_V1) -> dict[str, Any]:
+    if version >= VIEW_V2:
+        return {**status_dict(st), "extra": st.extra}
     return {"directory": str(st.directory), "paused": st.paused.to_dict() if st.paused else None,
             "counts": st.counts, "size": st.size, "records": st.records,
             "bad_lines": st.bad_lines, "last_activity": st.last_activity, "epoch": st.epoch,
@@ -200,11 +243,14 @@ def status_to_wire(st: BridgeStatus) -> dict[str, Any]:
 
 
 def status_from_wire(obj: dict[str, Any]) -> BridgeStatus:
+    # Version 2 names the details "pause" ("paused" is a boolean); version 1 "paused".
+    pause = obj.get("pause") if "pause" in obj else obj["paused"]
     return BridgeStatus(
-        directory=Path(obj["directory"]), paused=pause_from_wire(obj["paused"]),
+        directory=Path(obj["directory"]), paused=pause_from_wire(pause),
         counts=dict(obj["counts"]), size=obj["size"], records=obj["records"],
         bad_lines=obj["bad_lines"], last_activity=obj["last_activity"], epoch=obj["epoch"],
-        durability=obj["durability"], filesystem=obj["filesystem"], extra=dict(obj["extra"]),
+        durability=obj["durability"], filesystem=obj["filesystem"],
+        extra=dict(obj.get("extra") or {}),
     )
 
 
