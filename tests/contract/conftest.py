@@ -16,7 +16,6 @@ chooses a behaviour by class: tests read ``capabilities``.
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,31 +28,6 @@ import bridge
 from tests.sshd import BRIDGE_COMMAND, SSHD
 
 BACKENDS = ["local", "serve", "sftp", "memory"]
-
-
-def _memory_missing(exc: BaseException | None = None) -> bool:
-    """Whether ``memory://`` is not there yet (the module, or the scheme in connect)."""
-    if exc is None:
-        try:
-            return importlib.util.find_spec("bridge.memory") is None
-        except ModuleNotFoundError:
-            return True
-    if isinstance(exc, ModuleNotFoundError):
-        return (exc.name or "").startswith("bridge.memory")
-    return isinstance(exc, bridge.InvalidInput) and "scheme" in str(exc)
-
-
-def _open_memory(name: str, agent: str, **options: Any) -> bridge.Backend:
-    # TODO(memory): remove this guard once memory:// is in bridge.connect; until then the
-    # memory parameter is skipped (and only when the backend is missing, never on a failure).
-    if _memory_missing():
-        pytest.skip("memory:// backend not implemented yet (bridge.memory is missing)")
-    try:
-        return bridge.connect(f"memory://{name}", agent=agent, **options)
-    except (bridge.InvalidInput, ModuleNotFoundError) as exc:
-        if _memory_missing(exc):
-            pytest.skip(f"memory:// backend not implemented yet: {exc}")
-        raise
 
 
 @dataclass
@@ -113,7 +87,7 @@ def make_opened(kind: str, directory: Path, server: SSHD | None) -> Opened:
         name = f"contract-{uuid.uuid4().hex}"
 
         def open_mem(agent: str, **options: Any) -> bridge.Backend:
-            return _open_memory(name, agent, **options)
+            return bridge.connect(f"memory://{name}", agent=agent, **options)
 
         return Opened(kind, None, False, open_mem)
     raise AssertionError(f"unknown backend {kind}")
