@@ -74,8 +74,10 @@ def rotate(
     size = _parse_size(max_size) if max_size is not None else None
     b = open_bridge(create=False)
     if not b.capabilities.rotate:
-        raise lib.RemoteUnsupported("rotation runs on the bridge's host with the toolkit "
-                                    "installed; the SFTP fallback cannot rotate")
+        raise lib.RemoteUnsupported(
+            "rotation runs on the bridge's host with the toolkit installed; the SFTP "
+            "fallback cannot rotate" if b.capabilities.remote else
+            f"{b.directory}: this bridge keeps no archives (nothing to rotate)")
     if as_json or dry_run or not sys.stderr.isatty() or b.capabilities.remote:
         # (On another host the copying happens there: nothing to show a bar for.)
         result = b.rotate(older_than=age, max_size=size, compress=compress, dry_run=dry_run)
@@ -154,8 +156,10 @@ def search(
 
     b = open_bridge(create=False)
     if archives and not b.capabilities.search_archives:
-        raise lib.RemoteUnsupported("search runs on the bridge's host with the toolkit "
-                                    "installed; the SFTP fallback cannot search archives")
+        raise lib.RemoteUnsupported(
+            "search runs on the bridge's host with the toolkit installed; the SFTP "
+            "fallback cannot search archives" if b.capabilities.remote else
+            f"{b.directory}: this bridge keeps no archives (search without --archives)")
     hits = b.search(query, regex=regex, ignore_case=ignore_case, sender=sender, to=to,
                     since=parse_when(since) if since else None,
                     until=parse_when(until) if until else None, archives=archives,

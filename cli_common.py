@@ -37,7 +37,6 @@ __all__ = [
     "JsonOption",
     "age",
     "check_choice",
-    "default_agent",
     "err",
     "new_app",
     "one_line",
@@ -129,34 +128,17 @@ def new_app(**kwargs: Any) -> App:
 
 # -- the bridge ------------------------------------------------------------------------------
 
-def default_agent() -> str:
-    return os.environ.get("BRIDGE_AGENT") or "cli"
-
-
 def open_bridge(*, agent: str | None = None, create: bool = True,
                 url: lib.BridgeURL | None = None) -> lib.AnyBridge:
-    """The bridge named by --url / $BRIDGE_URL or --dir / $BRIDGE_DIR, opened for this command.
+    """The bridge this command runs on, opened by :func:`bridge.connect`.
 
-    A remote one (ssh://) has the same API: every command works on both alike.
+    ``url`` (``bridge ping URL``), else ``--url`` (or ``$BRIDGE_URL`` when ``--dir`` is
+    not on the command line), else ``--dir`` / ``$BRIDGE_DIR``; connect reads the rest of
+    the environment (``$BRIDGE_AGENT``, ``$BRIDGE_DURABILITY``, ``$BRIDGE_GROUP``) and
+    opens whichever backend the URL names: every command works on each alike.
     """
-    durability = os.environ.get("BRIDGE_DURABILITY", "always")
-    if durability not in ("always", "batch", "none"):
-        raise lib.ConfigError("BRIDGE_DURABILITY", "must be always, batch or none")
-    url = url or state.url
-    b: lib.AnyBridge
-    if url is not None and url.remote:
-        b = lib.connect(url, agent=agent or default_agent(), durability=durability,
-                        group=os.environ.get("BRIDGE_GROUP") or None, create=create,
-                        lock_timeout=CLI_LOCK_TIMEOUT)
-    else:
-        b = lib.Bridge(
-            Path(url.path).expanduser() if url is not None and url.path else state.directory,
-            agent=agent or default_agent(),
-            durability=durability,  # type: ignore[arg-type]
-            group=os.environ.get("BRIDGE_GROUP") or None,
-            create=create,
-            lock_timeout=CLI_LOCK_TIMEOUT,
-        )
+    target = url or state.url or state.directory
+    b = lib.connect(target, agent=agent, create=create, lock_timeout=CLI_LOCK_TIMEOUT)
     state.bridges.append(b)
     if getattr(b, "created", False):
         # A typo in --dir or $BRIDGE_DIR would otherwise make a bridge nobody reads.

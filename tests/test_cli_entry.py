@@ -15,8 +15,8 @@ import cli_entry
 try:
     code = cli_entry.main()
 finally:
-    heavy = [m for m in ('typer', 'rich', 'click', 'httpx', 'mcp', 'anthropic')
-             if m in sys.modules]
+    heavy = [m for m in ('typer', 'rich', 'click', 'httpx', 'mcp', 'anthropic', 'cli',
+                         'cli_common') if m in sys.modules]
     sys.stderr.write('HEAVY=' + ','.join(heavy))
 """
 
