@@ -126,7 +126,7 @@ def connect(url: str | os.PathLike[str] | BridgeURL | None = None, *,
         unknown = ", ".join(sorted(extra - _all_options()))
         raise TypeError(f"connect() got unknown option(s): {unknown}")
     chosen = {k: v for k, v in options.items() if k in accepted}
-    who = agent or env.agent or "cli"
+    who = agent if agent is not None else env.agent or "cli"
     if parsed.scheme == "file":
         if parsed.path:
             return cast("Backend", cls(Path(parsed.path).expanduser(), agent=who, **chosen))

@@ -36,7 +36,6 @@ from ..format._compose import (
 from ..format._ids import new_id, validate_agent_name
 from ..format._records import (
     PROTOCOL_VERSION,
-    BadLine,
     Entry,
     Message,
     check_record,
@@ -387,12 +386,14 @@ class MemoryBridge(StatusShortcuts):
         with self._log.mutex:
             return self._log.line_of(entry.offset)
 
-    def follow(self, consumer: str | None = None, *, start: Start = "beginning",
-               poll_interval: float = 0.25, watch: bool = True,
-               on_bad_line: Callable[[BadLine], None] | None = None) -> MemoryFollower:
-        """A follower of the log (see :class:`bridge.Follower` for the arguments)."""
-        del poll_interval, watch, on_bad_line  # appends notify at once; no line is bad
-        follower = MemoryFollower(self._log, consumer, start)
+    def follow(self, consumer: str | None = None, **kwargs: Any) -> MemoryFollower:
+        """A follower of the log; the arguments of :class:`bridge.Follower` (``start``,
+        ``poll_interval``, ``watch``, ``on_bad_line``), of which only ``start`` matters:
+        appends wake followers at once, and no line here is bad."""
+        unknown = set(kwargs) - {"start", "poll_interval", "watch", "on_bad_line"}
+        if unknown:
+            raise TypeError(f"follow() got unknown argument(s): {', '.join(sorted(unknown))}")
+        follower = MemoryFollower(self._log, consumer, kwargs.get("start", "beginning"))
         self._followers.append(follower)
         return follower
 
@@ -489,7 +490,7 @@ class MemoryBridge(StatusShortcuts):
 
     def ping(self, rounds: int = 5) -> PingResult:
         del rounds
-        return PingResult(str(self.url), None, [], None, __version__, str(self.url),
+        return PingResult(str(self.url), None, [], None, __version__, str(self.directory),
                           self._log.pause)
 
     # -- lifecycle -----------------------------------------------------------------------

@@ -329,9 +329,14 @@ class RemoteBridge(StatusShortcuts):
         args = {"content": content, "to": to, "type": type, "reply_to": reply_to,
                 "priority": priority, "metadata": dict(metadata) if metadata else None,
                 "idempotency_key": idempotency_key, "expires_in": expires_in,
-                "sender": sender or self.agent}
+                "sender": self._who(sender)}
         self._check_size(args)
         return _send_result(self._call("send", args, retry=idempotency_key is not None))
+
+    def _who(self, name: str | None) -> str:
+        # None is "this client's agent"; anything else, "" included, goes to the host
+        # to be checked like a local bridge checks it.
+        return self.agent if name is None else name
 
     def _check_size(self, args: Mapping[str, Any]) -> None:
         try:
@@ -410,7 +415,7 @@ class RemoteBridge(StatusShortcuts):
     def reply(self, ref: str, content: str, *, sender: str | None = None,
               metadata: Mapping[str, Any] | None = None) -> SendResult:
         """Answer ``ref`` and mark it done, in one write on the host (see :meth:`Bridge.reply`)."""
-        args = {"ref": ref, "content": content, "sender": sender or self.agent,
+        args = {"ref": ref, "content": content, "sender": self._who(sender),
                 "metadata": dict(metadata) if metadata else None}
         self._check_size(args)
         return _send_result(self._call("reply", args))
@@ -419,7 +424,7 @@ class RemoteBridge(StatusShortcuts):
                    sender: str | None = None, force: bool = False) -> str:
         """Append a terminal status for ``ref`` (see :meth:`Bridge.set_status`)."""
         result: str = self._call("set_status", {"ref": ref, "status": status, "reason": reason,
-                                                "sender": sender or self.agent,
+                                                "sender": self._who(sender),
                                                 "force": force})
         return result
 
@@ -427,12 +432,12 @@ class RemoteBridge(StatusShortcuts):
               ) -> MessageView:
         """Take ``ref`` for ``lease`` seconds (see :meth:`Bridge.claim`)."""
         return view_from_wire(self._call("claim", {"ref": ref, "lease": lease,
-                                                   "sender": sender or self.agent}))
+                                                   "sender": self._who(sender)}))
 
     def claim_next(self, agent: str | None = None, *, lease: float = DEFAULT_LEASE,
                    types: Iterable[str] = ("request",)) -> MessageView | None:
         """Claim the first available message for ``agent``, or None."""
-        got = self._call("claim_next", {"agent": agent or self.agent, "lease": lease,
+        got = self._call("claim_next", {"agent": self._who(agent), "lease": lease,
                                         "types": list(types)})
         return None if got is None else view_from_wire(got)
 
@@ -440,7 +445,7 @@ class RemoteBridge(StatusShortcuts):
                 sender: str | None = None) -> None:
         """Hand a claimed message back."""
         self._call("release", {"ref": ref, "delay": delay, "reason": reason,
-                               "sender": sender or self.agent})
+                               "sender": self._who(sender)})
 
     def append_record(self, record: Mapping[str, Any]) -> int:
         """Append any valid record as is; returns its offset."""
@@ -552,12 +557,12 @@ class RemoteBridge(StatusShortcuts):
 
     def pause(self, reason: str | None = None, *, by: str | None = None) -> PauseInfo:
         """Create PAUSE on the host and note it in the log."""
-        info = pause_from_wire(self._call("pause", {"reason": reason, "by": by or self.agent}))
-        return info or PauseInfo(by=by or self.agent, reason=reason)
+        info = pause_from_wire(self._call("pause", {"reason": reason, "by": self._who(by)}))
+        return info or PauseInfo(by=self._who(by), reason=reason)
 
     def resume(self, *, by: str | None = None) -> bool:
         """Remove PAUSE on the host; True if the bridge was paused."""
-        return bool(self._call("resume", {"by": by or self.agent}))
+        return bool(self._call("resume", {"by": self._who(by)}))
 
     # -- summary -----------------------------------------------------------------------------
 
