@@ -118,7 +118,7 @@ if TYPE_CHECKING:
     AnyBridge: TypeAlias = Backend
     """Another name for :class:`Backend` (what :func:`connect` returns), kept from 0.1."""
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _EXPORTS: dict[str, str] = {
     "Backend": "._api",

@@ -713,7 +713,7 @@ class Bridge(StatusShortcuts):
         """This toolkit's version, the directory and the pause state (no round trips:
         nothing lies between the caller and the file)."""
         del rounds
-        from .. import __version__
+        from .._version import __version__
 
         where = str(self.directory)
         return PingResult(where, None, [], None, __version__, where, self.paused())

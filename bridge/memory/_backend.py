@@ -20,10 +20,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from .. import __version__
 from .._capabilities import Capabilities
 from .._errors import InvalidInput, NotFound, RecordTooLarge, RemoteUnsupported
 from .._url import BridgeURL, parse_url
+from .._version import __version__
 from ..archive._search import Hit, Matcher
 from ..format._compose import (
     REPLY_INHERITS,

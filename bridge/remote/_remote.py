@@ -617,6 +617,6 @@ class RemoteBridge(StatusShortcuts):
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__

@@ -231,7 +231,7 @@ class Server:
 
     def run(self) -> int:
         """Serve until the client leaves; returns the process exit code (0)."""
-        from .. import __version__
+        from .._version import __version__
 
         self.out.send({"ev": BANNER_EVENT, "protocol": PROTOCOL_NAME, "versions": list(VERSIONS),
                        "server": __version__})
@@ -375,7 +375,7 @@ class Server:
                   create: bool = True, durability: str = "always", group: str | None = None,
                   lock_timeout: float | None = None, client: str | None = None,
                   max_record_bytes: int | None = None) -> dict[str, Any]:
-        from .. import __version__
+        from .._version import __version__
 
         if version not in VERSIONS:
             raise ProtocolMismatch(

@@ -29,10 +29,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import __version__
 from .._connect import connect
 from .._errors import BridgeError, BridgeUnavailable
 from .._url import parse_url
+from .._version import __version__
 from ..delivery._watch import ChangeWaiter, WakePipe
 from ..format._time import format_ts
 from ..local._bridge import LOG_NAME

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from .._errors import BridgeError, ConfigError, InvalidInput
+from .._version import __version__
 from ..format._ids import validate_agent_name
 from ._remote_exec import RemoteHost
 
