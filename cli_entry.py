@@ -42,7 +42,7 @@ def _serve(argv: Sequence[str]) -> int | None:
         return None
     from pathlib import Path
 
-    from bridge._errors import BridgeError
+    from bridge import BridgeError
     from bridge.remote._serve import serve_command
 
     try:

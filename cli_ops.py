@@ -236,8 +236,8 @@ def ctl(
     Start, stop or restart it, or show its state. Exit 0 when the unit is
     then running (for stop: stopped), 3 otherwise.
     """
-    from bridge.runtime._ctl import ctl as run_ctl
-    from bridge.runtime._remote_exec import RemoteHost
+    from bridge.runtime import RemoteHost
+    from bridge.runtime import ctl as run_ctl
 
     with RemoteHost(host, ssh_config=ssh_config, known_hosts=known_hosts,
                     identity_file=identity) as remote:
@@ -307,9 +307,9 @@ def deploy(
     Waits for the new release's /health to say ok, and puts the previous
     release back when it does not.
     """
+    from bridge.runtime import RemoteHost
     from bridge.runtime._deploy import PROJECT_ROOT, DeployPlan, parse_pip_args
     from bridge.runtime._deploy import deploy as run_deploy
-    from bridge.runtime._remote_exec import RemoteHost
 
     plan = DeployPlan(agent=agent, wheel=wheel, config=config, credentials=credentials,
                       units=units or PROJECT_ROOT / "systemd", root=root, python=python,
