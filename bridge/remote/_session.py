@@ -25,6 +25,7 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -38,6 +39,7 @@ from .._errors import (
     RemoteUnsupported,
 )
 from ..format._records import json_kind
+from ._errors import map_paramiko_errors
 from ._ssh import SSHTarget, exec_channel, open_client
 from ._wire import (
     BANNER_EVENT,
@@ -127,7 +129,8 @@ class Session:
             # exec: the login shell hands its process over, so nothing sits between
             # sshd and the server (and nothing survives the channel).
             self.channel: paramiko.Channel = exec_channel(
-                self.client, f"exec {command} serve --stdio", timeout=target.connect_timeout)
+                self.client, f"exec {command} serve --stdio", timeout=target.connect_timeout,
+                where=target.hostname)
             self.last_rx = time.monotonic()
             self._reader = threading.Thread(target=self._read_loop, daemon=True,
                                             name=f"bridge-read {target.hostname}")
@@ -171,13 +174,10 @@ class Session:
         if isinstance(self.error, ProtocolError):
             return self.error
         status = None
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and not self.channel.exit_status_ready():
-            time.sleep(0.01)
-        if self.channel.exit_status_ready():
-            status = self.channel.recv_exit_status()
-            if status < 0:  # closed without one
-                status = None
+        with map_paramiko_errors(self.target.hostname, "starting the bridge server"):
+            # The status arrives just before the close; set on either.
+            if self.channel.status_event.wait(2.0) and self.channel.exit_status >= 0:
+                status = self.channel.exit_status  # (-1: closed without one)
         said = " / ".join(self._stderr_tail) or "nothing on stderr"
         host = self.target.hostname
         if status in (126, 127):
@@ -272,10 +272,11 @@ class Session:
                 chunks.append(more)
                 size += len(more)
             try:
-                self.channel.sendall(b"".join(chunks))
-            except Exception as exc:  # noqa: BLE001 - paramiko raises several kinds; all mean "gone"
-                self._fail(ConnectionLost(f"sending to {self.target.hostname} failed: "
-                                          f"{exc or type(exc).__name__}"))
+                # No link: on this channel every failure means the session is gone.
+                with map_paramiko_errors(self.target.hostname, "sending requests"):
+                    self.channel.sendall(b"".join(chunks))
+            except RemoteError as exc:
+                self._fail(exc)
                 return
             if stop:
                 return
@@ -284,36 +285,38 @@ class Session:
         chan = self.channel
         splitter = LineSplitter(MAX_REPLY)
         try:
-            while not self._closing:
-                select.select([chan], [], [], TICK)
-                now = time.monotonic()
-                if chan.recv_stderr_ready():
-                    self._relay_stderr(chan.recv_stderr(1 << 16))
-                if chan.recv_ready():
-                    data = chan.recv(1 << 16)
-                    self.last_rx = now
-                    for line in splitter.feed(data):
-                        self._dispatch(line)
-                elif chan.eof_received or chan.closed:
-                    # sshd may send EOF before the exit status; wait for it a moment (it
-                    # says why a command ended: 127 is "no such command").
-                    deadline = now + 1.0
-                    while not chan.exit_status_ready() and time.monotonic() < deadline:
-                        time.sleep(0.005)
-                    while chan.recv_stderr_ready():
+            # No link: on this channel every failure means the session is gone.
+            with map_paramiko_errors(self.target.hostname, "reading replies"):
+                while not self._closing:
+                    select.select([chan], [], [], TICK)
+                    now = time.monotonic()
+                    if chan.recv_stderr_ready():
                         self._relay_stderr(chan.recv_stderr(1 << 16))
-                    self._ended()
-                if self._banner_seen.is_set():  # before it the server is still starting
-                    self._heartbeat(now)
+                    if chan.recv_ready():
+                        data = chan.recv(1 << 16)
+                        self.last_rx = now
+                        for line in splitter.feed(data):
+                            self._dispatch(line)
+                    elif chan.eof_received or chan.closed:
+                        # sshd may send EOF before the exit status; wait for it a moment
+                        # (it says why a command ended: 127 is "no such command").
+                        chan.status_event.wait(1.0)
+                        while chan.recv_stderr_ready():
+                            self._relay_stderr(chan.recv_stderr(1 << 16))
+                        self._ended()
+                    if self._banner_seen.is_set():  # before it the server is still starting
+                        self._heartbeat(now)
         except RemoteError as exc:
             self._fail(exc)
-        except Exception as exc:  # noqa: BLE001 - the thread's last word: the session ends
+        except Exception as exc:  # the thread's last word: the session ends
+            # Not paramiko's (those are translated above): a bug here, kept in the log.
+            log.error("the reader of %s failed", self.target.hostname, exc_info=True)
             self._fail(ConnectionLost(f"the connection to {self.target.hostname} broke: "
                                       f"{exc or type(exc).__name__}"))
         finally:
             # Closed by this thread, the one select()ing on it: the channel's wake-up pipe
             # is released now rather than whenever the garbage collector finds the cycle.
-            with contextlib.suppress(Exception):
+            with self._quietly("closing the session"):
                 chan.close()
 
     def _ended(self) -> None:
@@ -398,6 +401,12 @@ class Session:
                 else logging.DEBUG
             log.log(level, "%s: %s", self.target.hostname, text)
 
+    @contextlib.contextmanager
+    def _quietly(self, doing: str) -> Iterator[None]:
+        """paramiko's errors while ending the session: translated, then dropped (it is over)."""
+        with contextlib.suppress(RemoteError), map_paramiko_errors(self.target.hostname, doing):
+            yield
+
     def _fail(self, error: RemoteError) -> None:
         with self._lock:
             if self.error is not None:
@@ -415,14 +424,15 @@ class Session:
             sink.put(Lost(error))
         self._out.put(None)
         # Closing the transport unblocks a writer stuck on a full window or socket.
-        self.client.close()
+        with self._quietly("closing the connection"):
+            self.client.close()
 
     def close(self) -> None:
         """End the session: the server sees EOF on its stdin and exits."""
         self._closing = True
         channel = getattr(self, "channel", None)
         if channel is not None and self.alive:
-            with contextlib.suppress(Exception):  # already gone: nothing left to tell
+            with self._quietly("closing the session"):  # already gone: nothing left to tell
                 channel.shutdown_write()
         self._fail(ConnectionLost(f"the connection to {self.target.hostname} was closed"))
         for name in ("_reader", "_writer"):
@@ -431,5 +441,5 @@ class Session:
                 thread.join(2)
         reader = getattr(self, "_reader", None)
         if channel is not None and (reader is None or not reader.is_alive()):
-            with contextlib.suppress(Exception):
+            with self._quietly("closing the session"):
                 channel.close()

@@ -15,35 +15,41 @@ paramiko is imported inside the functions: ``import bridge`` must stay light.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
 import shlex
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._errors import (
-    AuthenticationFailed,
     ConfigError,
-    HostKeyChanged,
+    ConnectionLost,
     HostUnreachable,
-    RemoteError,
+    RemoteUnsupported,
     UnknownHostKey,
 )
+from ._errors import allow_agent, fingerprint, link_alive, map_paramiko_errors
 
 if TYPE_CHECKING:
     import paramiko
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "CommandOutput",
     "SSHTarget",
     "exec_channel",
     "open_client",
+    "open_sftp",
+    "put_file",
     "resolve_target",
+    "run_command",
 ]
 
 log = logging.getLogger("bridge.ssh")
@@ -166,10 +172,6 @@ def resolve_target(
     )
 
 
-def _fingerprint(key: Any) -> str:
-    return f"{key.get_name()} {key.fingerprint}"
-
-
 def _open_socket(target: SSHTarget) -> Any:
     if target.proxy_command is not None:
         import paramiko
@@ -215,75 +217,29 @@ def _reject_unknown(target: SSHTarget, files: list[Path]) -> Any:
             port = "" if target.port == 22 else f"-p {target.port} "
             raise UnknownHostKey(
                 f"{hostname} is not in known_hosts ({where}) and is never trusted on first "
-                f"use; check that {_fingerprint(key)} is the host's key (on the host: "
+                f"use; check that {fingerprint(key)} is the host's key (on the host: "
                 f"ssh-keygen -lf /etc/ssh/ssh_host_{keytype}_key.pub), then add it: "
                 f"ssh-keyscan {port}{target.hostname} >> ~/.ssh/known_hosts")
 
     return RejectUnknownHost()
 
 
-def _describe_offered(target: SSHTarget, allow_agent: bool) -> str:
-    offered = []
-    if allow_agent and os.environ.get("SSH_AUTH_SOCK"):
-        offered.append("keys in ssh-agent")
-    files = [str(p) for p in target.identity_files if p.exists()] or (
-        [] if target.identity_files else
-        [p for p in DEFAULT_IDENTITIES if Path(os.path.expanduser(p)).exists()])
-    offered.extend(files)
-    return ", ".join(offered) if offered else "no key at all: no ssh-agent and no key file"
-
-
-@contextmanager
-def _translated(target: SSHTarget, allow_agent: bool) -> Iterator[None]:
-    """paramiko's and the socket's exceptions, as one-line RemoteErrors saying what to do."""
-    import paramiko
-
-    try:
-        yield
-    except RemoteError:
-        raise
-    except paramiko.BadHostKeyException as exc:
-        raise HostKeyChanged(
-            f"the host key of {target.host_key_name} CHANGED: known_hosts has "
-            f"{_fingerprint(exc.expected_key)}, the host presented {_fingerprint(exc.key)}; "
-            "someone may be intercepting the connection. If the host was reinstalled, check "
-            f"the new key out of band, then run ssh-keygen -R '{target.host_key_name}' and "
-            "add it") from None
-    except paramiko.PasswordRequiredException:
-        raise AuthenticationFailed(
-            f"{target}: a key file is protected by a passphrase; load it into ssh-agent "
-            "(ssh-add KEYFILE) so that no passphrase has to pass through this program"
-        ) from None
-    except paramiko.BadAuthenticationType as exc:
-        raise AuthenticationFailed(
-            f"{target} accepts only {', '.join(exc.allowed_types)} authentication; kami-bridge "
-            "uses keys only: allow publickey for this account") from None
-    except paramiko.AuthenticationException:
-        raise AuthenticationFailed(
-            f"{target} refused every key offered ({_describe_offered(target, allow_agent)}); "
-            f"add the public key to ~{target.user}/.ssh/authorized_keys on the host, or name "
-            "the right key with IdentityFile in ~/.ssh/config") from None
-    except paramiko.SSHException as exc:
-        text = str(exc)
-        if "No authentication methods available" in text:
-            raise AuthenticationFailed(
-                f"{target}: {_describe_offered(target, allow_agent)} to offer; start "
-                "ssh-agent and ssh-add a key, or set IdentityFile in ~/.ssh/config") from None
-        raise HostUnreachable(
-            f"SSH with {target} failed: {text or type(exc).__name__}; check that "
-            f"{target.hostname}:{target.port} is an OpenSSH server") from None
-    except (EOFError, OSError) as exc:
-        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) \
-            or type(exc).__name__
-        raise HostUnreachable(f"the connection to {target} broke while connecting: "
-                              f"{reason}; check the host and retry") from None
+def _load_known_hosts(client: paramiko.SSHClient, files: list[Path]) -> None:
+    for path in files:
+        try:
+            client.load_system_host_keys(str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(str(path), f"cannot be read as a known_hosts file: {reason}"
+                              ) from None
 
 
 def open_client(target: SSHTarget) -> paramiko.SSHClient:
     """A connected, authenticated SSHClient for ``target`` (close it when done).
 
     Raises:
-        HostUnreachable, UnknownHostKey, HostKeyChanged, AuthenticationFailed.
+        HostUnreachable, UnknownHostKey, HostKeyChanged, AuthenticationFailed,
+        ConfigError (a known_hosts file that cannot be read).
     """
     import paramiko
 
@@ -294,11 +250,9 @@ def open_client(target: SSHTarget) -> paramiko.SSHClient:
         quiet.addHandler(logging.NullHandler())
     client = paramiko.SSHClient()
     files = [f for f in target.known_hosts if f.is_file()]
-    allow_agent = not target.identities_only or not target.identity_files
     try:
-        with _translated(target, allow_agent):
-            for path in files:
-                client.load_system_host_keys(str(path))
+        _load_known_hosts(client, files)
+        with map_paramiko_errors(str(target), "connecting", connecting=target):
             client.set_missing_host_key_policy(_reject_unknown(target, files))
             sock = _open_socket(target)
             keys = [str(p) for p in target.identity_files if p.exists()]
@@ -308,7 +262,7 @@ def open_client(target: SSHTarget) -> paramiko.SSHClient:
                 port=target.port,
                 username=target.user,
                 key_filename=keys or None,  # type: ignore[arg-type]  # a list works too
-                allow_agent=allow_agent,
+                allow_agent=allow_agent(target),
                 look_for_keys=not target.identity_files,
                 sock=sock,
                 timeout=target.connect_timeout,
@@ -322,18 +276,177 @@ def open_client(target: SSHTarget) -> paramiko.SSHClient:
     return client
 
 
-def exec_channel(client: paramiko.SSHClient, command: str, *, timeout: float
-                 ) -> paramiko.Channel:
-    """Run ``command`` on the host in a new exec channel (no PTY)."""
-    import paramiko
+def _refused_command(reason: str) -> HostUnreachable:
+    return HostUnreachable(f"the host refused to run a command: {reason}; check that the "
+                           "account may run commands (no-exec, ForceCommand)")
 
+
+def exec_channel(client: paramiko.SSHClient, command: str, *, timeout: float,
+                 where: str | None = None) -> paramiko.Channel:
+    """Run ``command`` on the host in a new exec channel (no PTY).
+
+    ``where`` names the host in messages (default: the peer's address).
+    Raises ConnectionLost (the connection is down), HostUnreachable (the host
+    refused the channel or the command).
+    """
     transport = client.get_transport()
+    where = where or _where(client)
     if transport is None or not transport.is_active():
-        raise HostUnreachable("the SSH connection closed before the command could start")
-    try:
+        raise ConnectionLost(f"the SSH connection to {where} closed before the command "
+                             "could start; the next call reconnects")
+    with map_paramiko_errors(where, "starting a command", link=client,
+                             refused=_refused_command):
         channel = transport.open_session(timeout=timeout)
-        channel.exec_command(command)
-    except (paramiko.SSHException, EOFError, OSError) as exc:
-        raise HostUnreachable(f"the host refused to run a command: {exc}; check that the "
-                              "account may run commands (no-exec, ForceCommand)") from None
+        try:
+            channel.exec_command(command)
+        except BaseException:
+            channel.close()
+            raise
     return channel
+
+
+def _where(client: paramiko.SSHClient) -> str:
+    """The host a client is connected to, as messages name it."""
+    transport = client.get_transport()
+    peer = getattr(transport, "getpeername", None)
+    try:
+        return str(peer()[0]) if peer is not None else "the host"
+    except (OSError, IndexError, TypeError):
+        return "the host"
+
+
+def open_sftp(client: paramiko.SSHClient, *, timeout: float | None = None,
+              where: str | None = None) -> paramiko.SFTPClient:
+    """An SFTP session on ``client``'s connection; each request waits at most ``timeout``.
+
+    Raises ConnectionLost, or RemoteUnsupported when the host offers no SFTP.
+    """
+    where = where or _where(client)
+
+    def refused(reason: str) -> RemoteUnsupported:
+        return RemoteUnsupported(f"{where} refused an SFTP session ({reason}); the host's "
+                                 "sshd must offer the sftp subsystem (Subsystem sftp in "
+                                 "sshd_config)")
+
+    with map_paramiko_errors(where, "opening an SFTP session", link=client, refused=refused):
+        sftp = client.open_sftp()
+        channel = sftp.get_channel()
+        if timeout is not None and channel is not None:
+            # paramiko's keepalive never notices a dead peer: every request has a deadline.
+            channel.settimeout(timeout)
+    return sftp
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    """What a command run by :func:`run_command` did (``status`` -1: no exit status)."""
+
+    status: int
+    stdout: bytes
+    stderr: bytes
+
+
+def run_command(client: paramiko.SSHClient, command: str, *, stdin: bytes | None = None,
+                timeout: float, start_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+                cap: int | None = None, what: str = "a command", where: str | None = None,
+                on_lost: Callable[[], None] | None = None) -> CommandOutput:
+    """Run ``command`` in an exec channel, feed it ``stdin``, collect stdout and stderr.
+
+    Waits until the command's output ends and its exit status arrives, at most
+    ``timeout`` seconds once ``stdin`` is sent (sending it may wait ``timeout`` for
+    each window); ``cap`` bytes of each stream are kept (None: all).
+
+    Raises ConnectionLost (the connection dropped, or no end within ``timeout``; then
+    ``on_lost`` is called first), HostUnreachable (the host refused the command).
+    """
+    import select
+
+    where = where or _where(client)
+    channel = exec_channel(client, command, timeout=start_timeout, where=where)
+    out, err = bytearray(), bytearray()
+
+    def keep(buf: bytearray, chunk: bytes) -> None:
+        if cap is None or len(buf) < cap:
+            buf += chunk if cap is None else chunk[:cap - len(buf)]
+
+    doing = f"running {what}"
+    try:
+        with map_paramiko_errors(where, doing, link=client, on_lost=on_lost):
+            channel.settimeout(timeout)
+            try:
+                if stdin:
+                    channel.sendall(stdin)
+                channel.shutdown_write()
+            except OSError:
+                if not link_alive(client):
+                    raise
+                # The command ended (or closed its stdin) before reading it all: its
+                # status and stderr say why.
+            deadline = time.monotonic() + timeout
+            while True:
+                ended = channel.eof_received or channel.closed
+                while channel.recv_ready():
+                    keep(out, channel.recv(1 << 16))
+                while channel.recv_stderr_ready():
+                    keep(err, channel.recv_stderr(1 << 16))
+                if ended:  # nothing arrives after EOF: what was drained is everything
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if on_lost is not None:
+                        on_lost()
+                    raise ConnectionLost(f"{what} on {where} did not finish within "
+                                         f"{timeout:g} s")
+                select.select([channel], [], [], min(left, 1.0))
+            if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+                if on_lost is not None:
+                    on_lost()
+                raise ConnectionLost(f"{what} on {where} sent no exit status within "
+                                     f"{timeout:g} s")
+            status = channel.exit_status
+            if status == -1 and not link_alive(client):
+                raise EOFError("closed before the exit status")
+    finally:
+        channel.close()
+    return CommandOutput(status, bytes(out), bytes(err))
+
+
+def put_file(sftp: paramiko.SFTPClient, path: str, data: bytes, *, mode: int = 0o600,
+             make_parent: bool = False, where: str | None = None,
+             on_lost: Callable[[], None] | None = None) -> None:
+    """Replace ``path`` on the host atomically: a temporary file created with ``mode``
+    (before any data is in it), then posix-rename. ``make_parent``: create a missing
+    parent directory (0700).
+
+    Raises BridgeIOError (the host refused the write, with the path), BridgeUnavailable
+    (the directory is missing), ConnectionLost.
+    """
+    where = where or _sftp_where(sftp)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with map_paramiko_errors(where, "writing", path=path, writing=True, link=sftp,
+                             on_lost=on_lost):
+        if make_parent:
+            parent = str(PurePosixPath(path).parent)
+            try:
+                sftp.stat(parent)
+            except FileNotFoundError:
+                sftp.mkdir(parent, 0o700)
+        try:
+            with sftp.open(tmp, "wb") as f:
+                f.chmod(mode)
+                f.write(data)
+            sftp.posix_rename(tmp, path)
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: the failure is what counts
+                if link_alive(sftp):
+                    sftp.remove(tmp)
+            raise
+
+
+def _sftp_where(sftp: paramiko.SFTPClient) -> str:
+    channel = sftp.get_channel()
+    transport = channel.get_transport() if channel is not None else None
+    try:
+        return str(transport.getpeername()[0]) if transport is not None else "the host"
+    except (OSError, IndexError, TypeError):
+        return "the host"

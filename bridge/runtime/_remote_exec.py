@@ -7,15 +7,14 @@ argv lists joined with shell quoting, so no value ever becomes shell syntax.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shlex
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import BridgeError, HostUnreachable
+from .._errors import BridgeError
 
 __all__ = ["CommandResult", "RemoteCommandFailed", "RemoteHost"]
 
@@ -80,64 +79,62 @@ class RemoteHost:
                               connect_timeout=self.connect_timeout)
 
     def _connected(self) -> Any:
+        from ..remote._errors import link_alive
+
+        if self._client is not None and not link_alive(self._client):
+            self._drop()  # it dropped since the last call: connect again
         if self._client is None:
             from ..remote._ssh import open_client
 
             self._client = open_client(self._target())
         return self._client
 
+    def _drop(self) -> None:
+        """Forget a connection that failed: the next call opens a new one."""
+        from ..remote._errors import map_paramiko_errors
+
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(BridgeError), map_paramiko_errors(self.host, "closing"):
+                client.close()
+
     def run(self, argv: Sequence[str], *, timeout: float = 120.0, stdin: bytes | None = None
             ) -> CommandResult:
-        """Run ``argv`` on the host and wait for it (at most ``timeout`` seconds)."""
-        from ..remote._ssh import exec_channel
+        """Run ``argv`` on the host and wait for it (at most ``timeout`` seconds).
 
-        command = shlex.join(argv)
-        channel = exec_channel(self._connected(), command, timeout=self.connect_timeout)
-        deadline = time.monotonic() + timeout
-        out, err = bytearray(), bytearray()
-        try:
-            channel.settimeout(0.2)
-            if stdin is not None:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            while True:
-                if channel.recv_ready():
-                    chunk = channel.recv(65536)
-                    if len(out) < OUTPUT_CAP:
-                        out += chunk
-                if channel.recv_stderr_ready():
-                    chunk = channel.recv_stderr(65536)
-                    if len(err) < OUTPUT_CAP:
-                        err += chunk
-                if channel.exit_status_ready() and not channel.recv_ready() \
-                        and not channel.recv_stderr_ready():
-                    break
-                if time.monotonic() > deadline:
-                    raise HostUnreachable(f"{argv[0]} on {self.host} did not finish within "
-                                          f"{timeout:g}s")
-                time.sleep(0.01)
-            status = channel.recv_exit_status()
-        finally:
-            channel.close()
-        return CommandResult(tuple(argv), status, out.decode("utf-8", "replace"),
-                             err.decode("utf-8", "replace"))
+        Raises ConnectionLost (the connection dropped, or the command did not end in
+        time), HostUnreachable, or what connecting raises.
+        """
+        from ..remote._ssh import run_command
+
+        client = self._connected()
+        result = run_command(client, shlex.join(argv), stdin=stdin, timeout=timeout,
+                             start_timeout=self.connect_timeout, cap=OUTPUT_CAP,
+                             what=argv[0] if argv else "a command", where=self.host,
+                             on_lost=self._drop)
+        return CommandResult(tuple(argv), result.status,
+                             result.stdout.decode("utf-8", "replace"),
+                             result.stderr.decode("utf-8", "replace"))
 
     def put(self, data: bytes, path: str, mode: int = 0o600) -> None:
-        """Write ``data`` to ``path`` on the host (SFTP: a temporary name, then rename)."""
-        sftp = self._connected().open_sftp()
+        """Write ``data`` to ``path`` on the host (SFTP: a temporary name, then rename).
+
+        Raises BridgeIOError (the host refused the write), ConnectionLost, RemoteUnsupported
+        (no SFTP on the host).
+        """
+        from ..remote._errors import map_paramiko_errors
+        from ..remote._ssh import open_sftp, put_file
+
+        client = self._connected()
+        sftp = open_sftp(client, timeout=max(self.connect_timeout, 60.0), where=self.host)
         try:
-            tmp = f"{path}.tmp-{os.getpid()}"
-            with sftp.open(tmp, "wb") as f:
-                f.write(data)
-            sftp.chmod(tmp, mode)
-            sftp.posix_rename(tmp, path)
+            put_file(sftp, path, data, mode=mode, where=self.host, on_lost=self._drop)
         finally:
-            sftp.close()
+            with map_paramiko_errors(self.host, "closing an SFTP session"):
+                sftp.close()
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._drop()
 
     def __enter__(self) -> RemoteHost:
         return self
