@@ -6,8 +6,14 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from bridge import Bridge, BridgeError, parse_duration
-from bridge.archive._rotate import rotate
+from bridge import (
+    BridgeError,
+    BridgeUnavailable,
+    ConnectionLost,
+    HostUnreachable,
+    UnsupportedFilesystem,
+    parse_duration,
+)
 from bridge.format._time import human_duration, parse_ts
 
 from ._errors import RecipeFailed, RequestRefused
@@ -19,10 +25,19 @@ if TYPE_CHECKING:
 
     from ._config import HealthSweepConfig, ReportConfig, RotateConfig
 
-__all__ = ["HealthSweepRecipe", "ReportRecipe", "RotateRecipe", "digest"]
+__all__ = ["HealthSweepRecipe", "ReportRecipe", "RotateRecipe", "digest", "retryable"]
 
 FAILED = ("failed", "dead")
 OPEN = ("pending", "claimed")
+
+
+def retryable(exc: BridgeError) -> bool:
+    """Whether a later attempt may succeed: the bridge was busy or out of reach (a lock
+    held, a directory not mounted yet, a connection that dropped), not refused for good
+    (a filesystem that cannot hold a bridge, a backend that cannot do it, a bad key)."""
+    if isinstance(exc, UnsupportedFilesystem):
+        return False
+    return isinstance(exc, BridgeUnavailable | ConnectionLost | HostUnreachable)
 
 
 class HealthSweepRecipe(Recipe):
@@ -83,16 +98,17 @@ class RotateRecipe(Recipe):
                 raise RequestRefused(f"parameter 'older_than': {exc}") from None
         task.checkpoint("rotating")
         bridge = task.bridge()
+        if not bridge.capabilities.rotate:
+            # Its rotate() would raise RemoteUnsupported: say so before asking.
+            raise RecipeFailed(f"rotation failed: the bridge at {bridge.directory} is reached "
+                               "through a backend that cannot rotate it (the SFTP fallback, "
+                               "for one); run bridge rotate on its host, where the toolkit "
+                               "is installed")
         try:
-            if isinstance(bridge, Bridge):
-                result = rotate(bridge, older_than=older, dry_run=task.dry_run,
-                                compress=self.config.compress)
-            else:
-                result = bridge.rotate(older_than=older, dry_run=task.dry_run,
-                                       compress=self.config.compress)
+            result = bridge.rotate(older_than=older, dry_run=task.dry_run,
+                                   compress=self.config.compress)
         except BridgeError as exc:
-            raise RecipeFailed(f"rotation failed: {exc}",
-                               retryable=getattr(exc, "exit_code", 0) == 6) from None
+            raise RecipeFailed(f"rotation failed: {exc}", retryable=retryable(exc)) from None
         age = human_duration(older)
         if result.moved_records == 0:
             return Result(f"{'dry run: ' if task.dry_run else ''}nothing to rotate: no finished "
