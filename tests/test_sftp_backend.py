@@ -77,7 +77,7 @@ def test_what_it_cannot_do_raises_remote_unsupported_saying_what_to_use(
     mid = fallback.send("old and done", to="claude").id
     fallback.done(mid, sender="claude")
     before = (bridge_dir / "messages.jsonl").read_bytes()
-    with pytest.raises(RemoteUnsupported, match="cannot rotate.*bridge rotate") as info:
+    with pytest.raises(RemoteUnsupported, match=r"cannot rotate.*bridge rotate") as info:
         fallback.rotate(older_than=0)
     assert info.value.exit_code == 11 and "\n" not in str(info.value)
     with pytest.raises(RemoteUnsupported, match="archives"):

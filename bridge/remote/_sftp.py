@@ -42,6 +42,7 @@ the doctor does not check the host's file modes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -59,6 +60,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._capabilities import Capabilities
 from .._errors import (
+    BridgeError,
     BridgeIOError,
     BridgeUnavailable,
     ConnectionLost,
@@ -234,16 +236,15 @@ class _SftpLink:
     def _close_locked(self) -> None:
         client, self._client, self._sftp = self._client, None, None
         if client is not None:
-            with map_paramiko_errors(self.where, "closing the connection"):
+            # A connection being thrown away: nothing it says on the way out matters.
+            with contextlib.suppress(BridgeError), \
+                    map_paramiko_errors(self.where, "closing the connection"):
                 client.close()
 
     def close(self) -> None:
         with self._conn_lock:
             self._closed = True
-            try:
-                self._close_locked()
-            except RemoteError as exc:
-                log.debug("%s", exc)
+            self._close_locked()
 
     @contextmanager
     def sftp(self, doing: str, path: str | None = None, *, writing: bool = False

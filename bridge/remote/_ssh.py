@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._errors import (
+    BridgeError,
     ConfigError,
     ConnectionLost,
     HostUnreachable,
@@ -407,7 +408,9 @@ def run_command(client: paramiko.SSHClient, command: str, *, stdin: bytes | None
             if status == -1 and not link_alive(client):
                 raise EOFError("closed before the exit status")
     finally:
-        channel.close()
+        # Over a broken connection even the close can raise: it must not hide the cause.
+        with contextlib.suppress(BridgeError), map_paramiko_errors(where, "closing a channel"):
+            channel.close()
     return CommandOutput(status, bytes(out), bytes(err))
 
 

@@ -130,7 +130,9 @@ class RemoteHost:
         try:
             put_file(sftp, path, data, mode=mode, where=self.host, on_lost=self._drop)
         finally:
-            with map_paramiko_errors(self.host, "closing an SFTP session"):
+            # Over a broken connection even the close can raise: it must not hide the cause.
+            with contextlib.suppress(BridgeError), \
+                    map_paramiko_errors(self.host, "closing an SFTP session"):
                 sftp.close()
 
     def close(self) -> None:
