@@ -27,7 +27,7 @@ def test_inbox_lists_dead_letters_locally_and_over_ssh(sshd: SSHD, bridge_dir: P
     url = sshd.url(bridge_dir)
     for args, extra in (((), {}), (("--url", url), env)):
         listed = orjson.loads(cli.ok(*args, "inbox", "--for", "kaylee", "--json", env=extra))
-        assert [(i["message"]["id"], i["status"]) for i in listed] == \
+        assert [(i["id"], i["status"]) for i in listed] == \
             [(waiting, "pending"), (gone, "dead")]
         shown = cli.ok(*args, "inbox", "--for", "kaylee", env=extra)
         head, _, dead = shown.partition("Dead letters (1)")

@@ -158,7 +158,7 @@ def test_retryable_failures_back_off_then_end_as_a_dead_letter(tmp_path: Path, k
     shown = cli.ok("inbox", "--for", "kaylee")
     assert "Dead letters (1)" in shown and rid in shown
     listed = orjson.loads(cli.ok("inbox", "--for", "kaylee", "--json"))
-    assert [(i["message"]["id"], i["status"]) for i in listed] == [(rid, "dead")]
+    assert [(i["id"], i["status"]) for i in listed] == [(rid, "dead")]
     assert "dead" in cli.ok("show", rid)
 
 

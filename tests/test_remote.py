@@ -89,7 +89,7 @@ def test_every_command_gives_the_same_output_remote_and_local(both: Both) -> Non
     assert answer.returncode == 0, answer.stderr
     shown = orjson.loads(both.same("show", mid, "--json"))
     assert shown["status"] == "done"
-    assert shown["thread"][1]["message"]["metadata"] == {"whatsapp_sender": "972501234567@c.us"}
+    assert shown["thread"][1]["metadata"] == {"whatsapp_sender": "972501234567@c.us"}
     both.same("tail", "-n", "20", "--status", "done")
     both.same("inbox", "--for", "kaylee", "--json")
     stats_here = orjson.loads(both.local("stats", "--json").stdout)
