@@ -118,7 +118,7 @@ def test_pause_and_resume_over_ssh(both: Both) -> None:
     ping = both.remote("ping")
     assert ping.returncode == 0
     assert "PAUSED by owner" in ping.stdout and "deploying" in ping.stdout
-    assert "protocol 1" in ping.stdout and "round trip" in ping.stdout
+    assert "protocol 2" in ping.stdout and "round trip" in ping.stdout
     data = orjson.loads(both.remote("ping", "--json", "-c", "3").stdout)
     assert data["remote"] and data["paused"] and data["rtt_ms"]["count"] == 3
     assert data["version"] == bridge.__version__

@@ -220,6 +220,8 @@ class Server:
         self.out = _Output(out_fd)
         self.idle_timeout = idle_timeout
         self.bridge: Bridge | None = None
+        self.version = 1
+        """The line protocol version the client chose in hello (it decides the view shape)."""
         self.subs: dict[int, _Subscription] = {}
         self._work: queue.Queue[dict[str, Any] | None] = queue.Queue(QUEUED_REQUESTS)
         self._failed_batches: set[str] = set()
@@ -394,6 +396,7 @@ class Server:
                              group=group, create=bool(create),
                              lock_timeout=SERVE_LOCK_TIMEOUT if lock_timeout is None
                              else min(float(lock_timeout), SERVE_LOCK_TIMEOUT), **kwargs)
+        self.version = version
         log.info("serving %s for %s (client %s)", self.bridge.directory, agent, client or "?")
         return {"version": version, "server": __version__, "dir": str(self.bridge.directory),
                 "filesystem": self.bridge.filesystem, "max_line": MAX_REQUEST,
@@ -449,12 +452,12 @@ class Server:
         return self._need().set_status(**kw)
 
     def _op_claim(self, **kw: Any) -> dict[str, Any]:
-        return view_to_wire(self._need().claim(**kw))
+        return view_to_wire(self._need().claim(**kw), self.version)
 
     def _op_claim_next(self, *, types: list[str] | None = None, **kw: Any
                        ) -> dict[str, Any] | None:
         view = self._need().claim_next(types=types or ("request",), **kw)
-        return None if view is None else view_to_wire(view)
+        return None if view is None else view_to_wire(view, self.version)
 
     def _op_release(self, **kw: Any) -> None:
         self._need().release(**kw)
@@ -468,17 +471,17 @@ class Server:
     # -- reading ---------------------------------------------------------------------------
 
     def _op_get(self, *, id: str) -> dict[str, Any]:
-        return view_to_wire(self._need().get(id))
+        return view_to_wire(self._need().get(id), self.version)
 
     def _op_inbox(self, *, agent: str, include_claimed: bool = True) -> list[dict[str, Any]]:
-        return [view_to_wire(v) for v in self._need().inbox(agent,
+        return [view_to_wire(v, self.version) for v in self._need().inbox(agent,
                                                             include_claimed=include_claimed)]
 
     def _op_dead_letters(self, *, agent: str) -> list[dict[str, Any]]:
-        return [view_to_wire(v) for v in self._need().dead_letters(agent)]
+        return [view_to_wire(v, self.version) for v in self._need().dead_letters(agent)]
 
     def _op_history(self, *, id: str) -> dict[str, Any]:
-        return history_to_wire(self._need().history(id))
+        return history_to_wire(self._need().history(id), self.version)
 
     def _op_tail(self, *, count: int, before: int | None = None) -> dict[str, Any]:
         """The last ``count`` valid records before offset ``before`` (default: the end).
@@ -522,7 +525,7 @@ class Server:
                 "offset": fold.offset, "records": fold.records, "last_ts": fold.last_ts}
 
     def _op_status(self) -> dict[str, Any]:
-        return status_to_wire(self._need().status())
+        return status_to_wire(self._need().status(), self.version)
 
     def _op_doctor(self) -> dict[str, Any]:
         return run_doctor(self._need()).to_dict()

@@ -49,7 +49,7 @@ PROTOCOL_NAME: Final = "kami-bridge"
 """Named in the banner, so a client can tell the server from other output on the channel."""
 
 
-VERSIONS: Final = (1,)
+VERSIONS: Final = (1, 2)
 """Every version this side can speak."""
 
 BANNER_EVENT: Final = "hello"
