@@ -590,7 +590,7 @@ def doctor(
 
 def stats_json(data: dict[str, Any]) -> dict[str, Any]:
     """``b.stats()`` in the CLI's shape: message counts by status under ``counts``, as in
-    ``bridge status`` (the library, and a host with an older toolkit, say ``statuses``)."""
+    ``bridge status`` (a host with an older toolkit says ``statuses``)."""
     shaped: dict[str, Any] = {}
     for key, value in data.items():
         if key == "statuses":

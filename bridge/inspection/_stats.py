@@ -77,7 +77,7 @@ def stats_of(items: Iterable[Entry | BadLine], size: int) -> dict[str, Any]:
         "kinds": dict(kinds.most_common()),
         "senders": dict(senders.most_common()),
         "types": dict(types.most_common()),
-        "statuses": dict(sorted(fold.counts(now).items())),
+        "counts": dict(sorted(fold.counts(now).items())),
         "oldest_open": oldest.id if oldest else None,
         "oldest_open_age_s": round(now - parse_ts(oldest.ts), 3) if oldest else None,
     }
