@@ -814,7 +814,7 @@ def test_stats_counts(backend: Opened) -> None:
     ids = traffic(a, b)
     for client in (a, b):
         stats = client.stats()
-        assert stats["statuses"] == {"claimed": 1, "done": 1, "failed": 1, "pending": 1}
+        assert stats["counts"] == {"claimed": 1, "done": 1, "failed": 1, "pending": 1}
         assert stats["types"] == {"request": 4}
         assert stats["kinds"]["msg"] == 4 and stats["kinds"]["status"] == 3
         assert stats["bad_lines"] == 0
