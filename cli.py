@@ -278,9 +278,9 @@ def tail(
         return
     # Continue exactly after the last line read above: nothing missed, nothing twice.
     with b.follow(start=end) as follower:
-        # A follower that reads the file itself has the bytes of the file each entry came
-        # from (after a rotation the name may point elsewhere); otherwise the bridge has them.
-        raw = getattr(follower, "raw_line", None) or b.raw_line
+        # The follower knows the file each entry came from (after a rotation the live
+        # name may point elsewhere), so the bytes come from it, not from the bridge.
+        raw = follower.raw_line
         for entry in follower:
             rec = entry.record
             if status is not None and rec.get("t") in (None, "msg") \

@@ -48,6 +48,7 @@ class Connection(Protocol):
     @property
     def closed(self) -> bool: ...
     def next_subscription(self) -> int: ...
+    def raw_line(self, entry: Entry) -> bytes: ...
     @overload
     def session(self, *, reconnect_for: float | None = None, cancel: None = None) -> Session: ...
     @overload
@@ -212,6 +213,10 @@ class RemoteFollower:
                 return []
             self._absorb(item)
         return []
+
+    def raw_line(self, entry: Entry) -> bytes:
+        """The exact bytes of an entry's line on the host, newline included."""
+        return self.bridge.raw_line(entry)
 
     def commit(self, upto: Entry | int | None = None) -> None:
         """Record that everything before ``upto`` (default: all handed out) is processed.
