@@ -45,7 +45,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .._errors import (
     AuthenticationFailed,
@@ -58,11 +58,30 @@ from .._errors import (
     ProtocolError,
 )
 
-if TYPE_CHECKING:
-    from ._ssh import SSHTarget
 
-__all__ = ["allow_agent", "describe_offered", "fingerprint", "link_alive", "map_paramiko_errors",
-           "reason_of"]
+class SSHTarget(Protocol):
+    """What the messages need of :class:`bridge.remote._ssh.SSHTarget` (named by its shape:
+    that module imports this one)."""
+
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def identity_files(self) -> tuple[Path, ...]: ...
+    @property
+    def identities_only(self) -> bool: ...
+    @property
+    def host_key_name(self) -> str: ...
+
+
+DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+"""The key files ssh (and paramiko's look_for_keys) tries when none is named."""
+
+__all__ = ["DEFAULT_IDENTITIES", "SSHTarget", "allow_agent", "describe_offered", "fingerprint",
+           "link_alive", "map_paramiko_errors", "reason_of"]
 
 
 def reason_of(exc: BaseException) -> str:
@@ -91,8 +110,6 @@ def link_alive(link: Any) -> bool:
 
 def describe_offered(target: SSHTarget) -> str:
     """The keys a connection to ``target`` offers (for "refused every key")."""
-    from ._ssh import DEFAULT_IDENTITIES
-
     offered = []
     if allow_agent(target) and os.environ.get("SSH_AUTH_SOCK"):
         offered.append("keys in ssh-agent")
