@@ -201,7 +201,7 @@ def _stdin_objects() -> Iterator[dict[str, Any]]:
         yield obj
 
 
-def _send_batch(b: lib.AnyBridge, as_json: bool = False) -> None:
+def _send_batch(b: lib.Backend, as_json: bool = False) -> None:
     write = sys.stdout.write
     count = 0
     try:

@@ -91,7 +91,7 @@ def mcp(
     Tools: inbox, show, claim, release, reply, send, done, fail, search, status,
     pause, resume (mcp__bridge__<tool> in Claude Code).
     """
-    from bridge.claude._mcp import main as mcp_main
+    from bridge.claude._mcp import run_mcp as mcp_main
 
     args = [*_target(url), "--agent", agent, "--lease", lease]
     if identity:

@@ -63,7 +63,7 @@ class _State:
 
     directory: Path | None = None
     url: lib.BridgeURL | None = None
-    bridges: list[lib.AnyBridge] = []  # noqa: RUF012 - one process, one command
+    bridges: list[lib.Backend] = []  # noqa: RUF012 - one process, one command
 
 
 state = _State()
@@ -129,7 +129,7 @@ def new_app(**kwargs: Any) -> App:
 # -- the bridge ------------------------------------------------------------------------------
 
 def open_bridge(*, agent: str | None = None, create: bool = True,
-                url: lib.BridgeURL | None = None) -> lib.AnyBridge:
+                url: lib.BridgeURL | None = None) -> lib.Backend:
     """The bridge this command runs on, opened by :func:`bridge.connect`.
 
     ``url`` (``bridge ping URL``), else ``--url`` (or ``$BRIDGE_URL`` when ``--dir`` is

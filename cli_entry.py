@@ -59,7 +59,7 @@ def main() -> int:
     from bridge.claude._entry import wants_fast_path
 
     if wants_fast_path(argv):
-        from bridge.claude._entry import main as claude_main
+        from bridge.claude._entry import run_fast_path as claude_main
 
         return claude_main(argv)
     if argv[:1] == ["serve"]:

@@ -50,7 +50,7 @@ from ._run import Run, RunSpec
 from ._sessions import SessionStore, conversation_key
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
 
 __all__ = ["COST_KEY", "ClaudeWorker", "Outcome"]
 
@@ -175,7 +175,7 @@ class ClaudeWorker(Agent):
             self.outcome = None
             self.outcome_file.unlink(missing_ok=True)
 
-    def _watch(self, bridge: AnyBridge, job: Job) -> None:
+    def _watch(self, bridge: Backend, job: Job) -> None:
         """Kill the run when its request is cancelled (or taken by someone else); renew."""
         if job.cancelled is not None:
             return
@@ -221,7 +221,7 @@ class ClaudeWorker(Agent):
         self._take(bridge, view)
         return True
 
-    def _next(self, bridge: AnyBridge) -> MessageView | None:
+    def _next(self, bridge: Backend) -> MessageView | None:
         """The oldest request for the agent that is open, unclaimed and older than the delay;
         the loop is woken when the next one comes of age."""
         now = time.time()
@@ -251,7 +251,7 @@ class ClaudeWorker(Agent):
             self._wake_at(next_due)
         return None
 
-    def _take(self, bridge: AnyBridge, view: MessageView) -> None:
+    def _take(self, bridge: Backend, view: MessageView) -> None:
         s = self.s
         try:
             view = bridge.claim(view.id, lease=s.lease, sender=s.identity)
@@ -307,7 +307,7 @@ class ClaudeWorker(Agent):
         if self._once:
             run.finished.wait(s.timeout + s.stop_grace + 30.0)
 
-    def _conversation(self, bridge: AnyBridge, view: MessageView) -> str:
+    def _conversation(self, bridge: Backend, view: MessageView) -> str:
         """The WhatsApp chat, else the root of the request's thread."""
         chat = (view.message.metadata or {}).get("whatsapp_sender")
         if isinstance(chat, str) and chat:
@@ -339,7 +339,7 @@ class ClaudeWorker(Agent):
         self.sessions.forget(key)
         self.log.warning("session.lost", effect="the CLI no longer has it; starting afresh")
 
-    def _recover(self, bridge: AnyBridge) -> bool:
+    def _recover(self, bridge: Backend) -> bool:
         """Requests this identity holds with no run here: a previous worker was running them
         when it stopped or died (its processes were killed at start). They are handed back,
         to be taken again as any request (the session they began is resumed)."""
@@ -433,7 +433,7 @@ class ClaudeWorker(Agent):
         """Fail a claimed request without a run (posted by the next housekeeping)."""
         self._keep(self._outcome(view, "failed", reason))
 
-    def _post(self, bridge: AnyBridge, o: Outcome) -> None:
+    def _post(self, bridge: Backend, o: Outcome) -> None:
         """Put an outcome on the bridge. Every step is refused when repeated (the request is
         final, or the idempotency key is known), so posting again after a crash is safe —
         and an answer the model already gave with the MCP tool is not given twice."""
@@ -479,7 +479,7 @@ class ClaudeWorker(Agent):
         else:
             self.log.info("request.dropped", request=o.request, reason=o.text)
 
-    def _progress(self, bridge: AnyBridge, view: MessageView) -> None:
+    def _progress(self, bridge: Backend, view: MessageView) -> None:
         """"Working on it" for the requester: a notification in the request's thread (Kami
         delivers it to the chat), which leaves the request open."""
         meta = view.message.metadata or {}
@@ -495,7 +495,7 @@ class ClaudeWorker(Agent):
     def spent_today(self) -> float:
         return self.ledger.spent(COST_KEY) / 1_000_000
 
-    def _over_budget(self, bridge: AnyBridge, view: MessageView, spent: float) -> None:
+    def _over_budget(self, bridge: Backend, view: MessageView, spent: float) -> None:
         budget = self.s.daily_budget_usd
         self.log.warning("budget.spent", request=view.id, spent_usd=round(spent, 6),
                          budget_usd=budget)

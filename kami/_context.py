@@ -25,7 +25,7 @@ from ._config import KamiSettings
 from ._texts import Lang
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
 
 __all__ = ["Context", "Queries", "Reporter"]
 
@@ -86,7 +86,7 @@ class Context(Reporter, Protocol):
     def log(self) -> AgentLogger: ...
 
     @property
-    def bridge(self) -> AnyBridge | None:
+    def bridge(self) -> Backend | None:
         """The open bridge; None while it is unreachable (the runtime reopens it)."""
         ...
 

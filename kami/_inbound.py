@@ -48,7 +48,7 @@ from ._outbox import NAMES, ROUND_SECONDS, Outbox
 from ._texts import Lang, say
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
 
 __all__ = ["Inbound", "Worker"]
 
@@ -112,7 +112,7 @@ class Inbound:
 
     # -- the round ------------------------------------------------------------------------------
 
-    def process(self, bridge: AnyBridge, views: list[MessageView], *,
+    def process(self, bridge: Backend, views: list[MessageView], *,
                 control_only: bool = False) -> bool:
         did = False
         now = time.time()
@@ -155,7 +155,7 @@ class Inbound:
     def lang(view: MessageView) -> Lang:
         return "en" if view.message.metadata.get("lang") == "en" else "he"
 
-    def reply(self, bridge: AnyBridge, view: MessageView, text: str, key: str, *,
+    def reply(self, bridge: Backend, view: MessageView, text: str, key: str, *,
               control: bool = False) -> None:
         """Something Kami says to the chat the message came from, once per ``key``."""
         metadata: dict[str, Any] = {"whatsapp_sender": view.message.metadata["whatsapp_sender"]}
@@ -166,7 +166,7 @@ class Inbound:
                     priority="high" if control else None, metadata=metadata,
                     idempotency_key=f"{key}:{view.id}")
 
-    def finish(self, bridge: AnyBridge, view: MessageView, reason: str | None = None) -> None:
+    def finish(self, bridge: Backend, view: MessageView, reason: str | None = None) -> None:
         self.handled.add(view.id)  # before in_flight is left (see process)
         self.fresh.discard(view.id)
         try:
@@ -175,7 +175,7 @@ class Inbound:
             return  # already finished (handled again after a crash)
         self.agent.activity()
 
-    def effects(self, bridge: AnyBridge, view: MessageView) -> dict[str, Message]:
+    def effects(self, bridge: Backend, view: MessageView) -> dict[str, Message]:
         """What handling ``view`` already put on the bridge, by idempotency-key prefix."""
         # The thread holds every answer (transitively); the key's suffix picks ours.
         messages = [v.message for v in bridge.thread(view.id) if v.id != view.id]
@@ -194,7 +194,7 @@ class Inbound:
             told = say("forwarded", lang)
         return f"{told}\n{note}" if note else told
 
-    def route(self, bridge: AnyBridge, view: MessageView, decision: Decision) -> None:
+    def route(self, bridge: Backend, view: MessageView, decision: Decision) -> None:
         lang = self.lang(view)
         meta = view.message.metadata
         note = say(decision.note, lang, detail=decision.note_detail) if decision.note else None
@@ -224,7 +224,7 @@ class Inbound:
 
     # -- messages -------------------------------------------------------------------------------
 
-    def message(self, bridge: AnyBridge, view: MessageView) -> None:
+    def message(self, bridge: Backend, view: MessageView) -> None:
         if view.id not in self.fresh:
             done = self.effects(bridge, view)
             if "route" in done:
@@ -283,7 +283,7 @@ class Inbound:
             self.in_flight.discard(view.id)
             self.agent.wake_up()
 
-    def _in_worker(self, view: MessageView, job: Callable[[AnyBridge], None]) -> None:
+    def _in_worker(self, view: MessageView, job: Callable[[Backend], None]) -> None:
         """Run ``job`` in the worker thread, then finish the message."""
         self.in_flight.add(view.id)
 
@@ -304,7 +304,7 @@ class Inbound:
 
     # -- questions for the owner ----------------------------------------------------------------
 
-    def answer_question(self, bridge: AnyBridge, view: MessageView, yes: bool, *,
+    def answer_question(self, bridge: Backend, view: MessageView, yes: bool, *,
                         control: bool = False) -> bool:
         """The owner's yes or no answers an open question for their chat: the one their
         WhatsApp reply quotes, else the newest asked before they wrote. A response to the
@@ -342,7 +342,7 @@ class Inbound:
         self.finish(bridge, view)
         return True
 
-    def _question_for(self, bridge: AnyBridge, view: MessageView) -> MessageView | None:
+    def _question_for(self, bridge: Backend, view: MessageView) -> MessageView | None:
         """The open question the owner's message answers, if any (see answer_question).
         Questions whose task ended meanwhile (cancelled, failed) are closed on the way."""
         meta = view.message.metadata
@@ -373,7 +373,7 @@ class Inbound:
             return question
         return None
 
-    def _close_question(self, bridge: AnyBridge, question_id: str, yes: bool | None, *,
+    def _close_question(self, bridge: Backend, question_id: str, yes: bool | None, *,
                         why: str | None = None) -> None:
         self.questions = [q for q in self.questions if q.id != question_id]
         self.handled.add(question_id)
@@ -385,7 +385,7 @@ class Inbound:
 
     # -- commands -------------------------------------------------------------------------------
 
-    def command(self, bridge: AnyBridge, view: MessageView, command: Command) -> None:
+    def command(self, bridge: Backend, view: MessageView, command: Command) -> None:
         lang = self.lang(view)
         chat = str(view.message.metadata["whatsapp_sender"])
         self.log.info("command", id=view.id, command=command.name, chat=chat)

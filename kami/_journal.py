@@ -40,7 +40,7 @@ from ._context import Context
 from ._texts import Lang, detect_language, say
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
 
 __all__ = ["MAX_CONTENT", "Journal"]
 
@@ -70,7 +70,7 @@ class Journal:
         self.owners = frozenset(self.settings.owners)
         self.groups = frozenset(self.settings.allow_groups)
 
-    def _bridge(self) -> AnyBridge:
+    def _bridge(self) -> Backend:
         bridge = self.agent.bridge
         if bridge is None:
             raise BridgeUnavailable("the bridge is not reachable: the notification is kept "

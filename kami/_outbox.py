@@ -48,7 +48,7 @@ from ._context import Context
 from ._journal import QUESTION
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
 
 __all__ = ["LEASE", "ROUND_SECONDS", "Outbox", "is_question"]
 
@@ -156,7 +156,7 @@ class Outbox:
             text = f"*{name}*\n{text}"
         return split_message(text)
 
-    def _quote(self, bridge: AnyBridge, view: MessageView, chat: str) -> str | None:
+    def _quote(self, bridge: Backend, view: MessageView, chat: str) -> str | None:
         """Another agent's answer quotes the owner's message it answers."""
         m = view.message
         if m.sender == self.agent.name or not m.reply_to:
@@ -172,7 +172,7 @@ class Outbox:
 
     # -- the round ---------------------------------------------------------------------------
 
-    def deliver(self, bridge: AnyBridge, views: list[MessageView], *,
+    def deliver(self, bridge: Backend, views: list[MessageView], *,
                 control_only: bool = False) -> bool:
         """One delivery round over ``views``; True if anything was done."""
         now = time.monotonic()
@@ -202,7 +202,7 @@ class Outbox:
                 break
         return did
 
-    def _deliver_one(self, bridge: AnyBridge, view: MessageView,
+    def _deliver_one(self, bridge: Backend, view: MessageView,
                      progress: _Progress | None) -> bool:
         """Deliver one item; False when Green API itself is failing (stop the round)."""
         chats, problem = self.targets(view)
@@ -270,7 +270,7 @@ class Outbox:
                       sender=view.message.sender)
         return True
 
-    def _keep_question(self, bridge: AnyBridge, view: MessageView,
+    def _keep_question(self, bridge: Backend, view: MessageView,
                        chats: list[str]) -> str | None:
         """Remember a question for the owner in Kami's own inbox (a request to itself that
         expires with the question), so that the owner's yes or no finds it, after a restart
@@ -307,7 +307,7 @@ class Outbox:
         while len(self.sent_as) > REMEMBERED:
             self.sent_as.popitem(last=False)
 
-    def _recover(self, bridge: AnyBridge, view: MessageView,
+    def _recover(self, bridge: Backend, view: MessageView,
                  plan: list[tuple[str, int, str]], progress: _Progress) -> bool:
         """Find which parts of an item whose earlier attempt was cut short went out."""
         created = parse_ts(view.message.ts)
@@ -343,7 +343,7 @@ class Outbox:
                       to_send=len(plan) - len(progress.sent))
         return True
 
-    def _recorded_as_sent(self, bridge: AnyBridge, since: float) -> set[str]:
+    def _recorded_as_sent(self, bridge: Backend, since: float) -> set[str]:
         """Green API ids that Kami's done records since ``since`` say items were sent as
         (read backwards from the end of the bridge, stopping at ``since``; one read per
         delivery round serves every item recovered in it)."""
@@ -373,7 +373,7 @@ class Outbox:
 
     # -- failures ------------------------------------------------------------------------------
 
-    def give_up(self, bridge: AnyBridge, view: MessageView, why: str) -> None:
+    def give_up(self, bridge: Backend, view: MessageView, why: str) -> None:
         """Mark an item failed, say so in the log, /health, and to who should know."""
         try:
             bridge.fail(view.id, reason=why[:300], sender=self.agent.name, force=True)
@@ -388,7 +388,7 @@ class Outbox:
         self.agent.report(f"Kami could not deliver {view.id} (from {view.message.sender}) to "
                           f"WhatsApp: {why}", ref=view.id, author=view.message.sender)
 
-    def _forget_question(self, bridge: AnyBridge, view: MessageView) -> None:
+    def _forget_question(self, bridge: Backend, view: MessageView) -> None:
         """A question that could not be delivered is not waiting for an answer."""
         chats, problem = self.targets(view)
         if problem is not None:
@@ -401,7 +401,7 @@ class Outbox:
         except (StateConflict, NotFound):
             pass
 
-    def find_sent(self, bridge: AnyBridge, wa_id: str) -> str | None:
+    def find_sent(self, bridge: Backend, wa_id: str) -> str | None:
         """The bridge message that was sent as ``wa_id``."""
         if wa_id in self.sent_as:
             return self.sent_as[wa_id]
@@ -412,7 +412,7 @@ class Outbox:
                 return state.id
         return None
 
-    def handle_status(self, bridge: AnyBridge, view: MessageView) -> None:
+    def handle_status(self, bridge: Backend, view: MessageView) -> None:
         """A ``failed``/``noAccount``/... status came back for something Kami sent."""
         meta = view.message.metadata
         wa_id, status = str(meta.get("wa_id")), str(meta.get("wa_status"))

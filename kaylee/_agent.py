@@ -53,7 +53,7 @@ from ._requests import Request, parse_request
 from ._schedule import Due, Scheduler
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
     from bridge.runtime._peers import PeerMonitor
 
 __all__ = ["Kaylee"]
@@ -292,7 +292,7 @@ class Kaylee(Agent):
             did = self._take_work(bridge, now) or did
         return did
 
-    def _take_work(self, bridge: AnyBridge, now: float) -> bool:
+    def _take_work(self, bridge: Backend, now: float) -> bool:
         did = False
         for view in bridge.inbox(self.me, include_claimed=False):
             if len(self.running) >= self.kconfig.concurrency:
@@ -607,7 +607,7 @@ class Kaylee(Agent):
         self.updates.put(Outcome("note", key, self.me, kind, text, key=key))
         self.wake_up()
 
-    def _bridge_now(self) -> AnyBridge:
+    def _bridge_now(self) -> Backend:
         bridge = self.bridge
         if bridge is None:
             raise BridgeError("the bridge is unreachable")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge, MessageView
+    from bridge import Backend, MessageView
 
 __all__ = ["Confirmation", "find_confirmation", "thread_of"]
 
@@ -35,7 +35,7 @@ APPROVE = frozenset({"yes", "y", "ok", "okay", "confirm", "confirmed", "approve"
                      "כן"})
 
 
-def thread_of(bridge: AnyBridge, message_id: str) -> list[MessageView]:
+def thread_of(bridge: Backend, message_id: str) -> list[MessageView]:
     """The messages of ``message_id``'s thread, oldest first (any backend's :meth:`thread`)."""
     return bridge.thread(message_id)
 

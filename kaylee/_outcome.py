@@ -38,7 +38,7 @@ from bridge import BridgeError, InvalidInput, NotFound, StateConflict
 from bridge.store._fs import Perms, atomic_write
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
     from bridge.runtime import AgentLogger
 
     from ._owner import Owner
@@ -151,7 +151,7 @@ class Outcome:
         return cls(**data)
 
 
-def post(outcome: Outcome, bridge: AnyBridge, owner: Owner, me: str, log: AgentLogger) -> None:
+def post(outcome: Outcome, bridge: Backend, owner: Owner, me: str, log: AgentLogger) -> None:
     """Write every part of ``outcome`` not written yet.
 
     A part the message's state makes moot (it was cancelled meanwhile, or is
@@ -171,7 +171,7 @@ def post(outcome: Outcome, bridge: AnyBridge, owner: Owner, me: str, log: AgentL
         outcome.done_parts.append(part)
 
 
-def _write(part: str, o: Outcome, bridge: AnyBridge, owner: Owner, me: str) -> None:
+def _write(part: str, o: Outcome, bridge: Backend, owner: Owner, me: str) -> None:
     key = f"kaylee:{part}:{o.task}:{o.attempt}"
     if part == "reply":
         o.response_id = bridge.reply(o.task, o.content(), metadata={**o.metadata()}).id

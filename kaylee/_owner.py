@@ -20,7 +20,7 @@ from bridge import BridgeError, BridgeUnavailable
 from bridge.runtime._peers import BAD_STATES, PeerResult, check_peer
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
     from bridge.runtime import AgentLogger, PeerConfig
     from bridge.runtime._peers import PeerMonitor
 
@@ -43,7 +43,7 @@ class Owner:
         config: OwnerConfig,
         *,
         chat: str | None = None,
-        bridge: Callable[[], AnyBridge | None],
+        bridge: Callable[[], Backend | None],
         log: AgentLogger,
         direct: DirectChannel | None = None,
         peer: PeerConfig | None = None,

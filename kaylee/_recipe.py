@@ -27,7 +27,7 @@ from ._params import ParamSpec, Template, render_argv, render_value
 from ._run import CommandResult, base_environment, run_command
 
 if TYPE_CHECKING:
-    from bridge import AnyBridge
+    from bridge import Backend
     from bridge.runtime import AgentLogger, ModelRouter
     from bridge.runtime._peers import PeerMonitor
 
@@ -94,7 +94,7 @@ class TaskContext:
     stop: threading.Event
     is_paused: Callable[[], bool]
     progress_sink: Callable[[str], None]
-    bridge_getter: Callable[[], AnyBridge]
+    bridge_getter: Callable[[], Backend]
     models: Callable[[], ModelRouter]
     monitor: Callable[[], PeerMonitor | None]
     output_limit: int = 16384
@@ -136,7 +136,7 @@ class TaskContext:
             self.log.info("task.resumed", task=self.task_id, before=step)
         self.log.info("task.step", task=self.task_id, step=step)
 
-    def bridge(self) -> AnyBridge:
+    def bridge(self) -> Backend:
         return self.bridge_getter()
 
     def read_state(self, name: str) -> dict[str, str]:

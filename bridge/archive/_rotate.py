@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from ..store._store import LocalStore
 
 __all__ = ["DEFAULT_OLDER_THAN", "STEPS", "RotationResult", "pending_archive_sizes",
-           "relocate_offset", "repair_rotation", "rotate", "rotation_running", "rotation_state"]
+           "repair_rotation", "rotate", "rotation_running", "rotation_state"]
 
 
 JOURNAL_NAME = "rotation.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from ._entry import main
+from ._entry import run_fast_path
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run_fast_path(sys.argv[1:]))

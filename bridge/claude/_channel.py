@@ -38,7 +38,7 @@ from .._errors import BridgeError
 from ._digest import _line, wanted  # _line: the digest's one line for a message
 
 if TYPE_CHECKING:
-    from .. import AnyBridge
+    from .._api import Backend
     from ..format._records import Entry
     from ..local._bridge import MessageView
 
@@ -88,7 +88,7 @@ def notice(view: MessageView, identity: str, now: float) -> Notice:
     return Notice(f"kami-bridge: new {line}. {HINT}", meta)
 
 
-def select(bridge: AnyBridge, entries: Sequence[Entry], agent: str, identity: str,
+def select(bridge: Backend, entries: Sequence[Entry], agent: str, identity: str,
            now: float | None = None) -> list[Notice]:
     """The pushes for newly read ``entries``: new messages this session may act on."""
     fresh = {e.record.get("id") for e in entries if e.kind == "msg"
@@ -143,7 +143,7 @@ class Channel:
     """
 
     def __init__(self, url: str | None, agent: str, identity: str,
-                 opener: Callable[[str | None, str], AnyBridge]) -> None:
+                 opener: Callable[[str | None, str], Backend]) -> None:
         self.url = url
         self.agent = agent
         self.identity = identity

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "wants_fast_path"]
+__all__ = ["run_fast_path", "wants_fast_path"]
 
 USAGE = """usage: bridge hook {session-start|prompt|stop} [--url URL] [--agent NAME]
        bridge mcp [--url URL] [--agent NAME] [--as IDENTITY] [--lease DURATION]
@@ -25,7 +25,7 @@ def wants_fast_path(argv: Sequence[str]) -> bool:
     return len(argv) >= 2 and argv[0] == "hook" and not argv[1].startswith("-")
 
 
-def main(argv: Sequence[str]) -> int:
+def run_fast_path(argv: Sequence[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
@@ -37,8 +37,8 @@ def main(argv: Sequence[str]) -> int:
             return 0  # a hook never fails the session, not even for a bad command line
         return run_hook(argv[1], argv[2:])
     if argv[0] == "mcp":
-        from ._mcp import main as mcp_main
+        from ._mcp import run_mcp
 
-        return mcp_main(argv[1:])
+        return run_mcp(argv[1:])
     print(f"unknown command {argv[0]!r}\n{USAGE}", file=sys.stderr)
     return 2

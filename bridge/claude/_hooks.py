@@ -41,7 +41,7 @@ from ._local_inbox import read_waiting
 from ._session_state import SessionState
 
 if TYPE_CHECKING:
-    from .. import AnyBridge
+    from .._api import Backend
     from ..store._pause import PauseInfo
 
 __all__ = ["EVENTS", "run_hook"]
@@ -86,7 +86,7 @@ class _Local:
 class _Connected:
     """Any other bridge (ssh://), through the library."""
 
-    def __init__(self, bridge: AnyBridge, where: str) -> None:
+    def __init__(self, bridge: Backend, where: str) -> None:
         self.bridge = bridge
         self.where = where
 

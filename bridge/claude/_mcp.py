@@ -37,11 +37,11 @@ from ..format._time import parse_duration, parse_ts
 from ._identity import ON_BEHALF, session_identity
 
 if TYPE_CHECKING:
-    from .. import AnyBridge
+    from .._api import Backend
     from ..local._bridge import MessageView
     from ._channel import Channel
 
-__all__ = ["BridgeTools", "build_server", "main"]
+__all__ = ["BridgeTools", "build_server", "run_mcp"]
 
 DEFAULT_LEASE = 1800.0
 """An interactive session holds a claim for 30 minutes (renewed by claiming again)."""
@@ -105,17 +105,17 @@ class BridgeTools:
     """The tools' logic, independent of MCP (so it is tested directly too)."""
 
     def __init__(self, url: str | None, agent: str, identity: str, lease: float,
-                 opener: Callable[[str | None, str], AnyBridge] | None = None) -> None:
+                 opener: Callable[[str | None, str], Backend] | None = None) -> None:
         self.url = url
         self.agent = validate_agent_name(agent)
         self.identity = validate_agent_name(identity, "identity")
         self.lease = lease
         self._opener = opener or _connect
-        self._bridge: AnyBridge | None = None
+        self._bridge: Backend | None = None
         self._lock = threading.Lock()
 
     @contextmanager
-    def bridge(self) -> Iterator[AnyBridge]:
+    def bridge(self) -> Iterator[Backend]:
         with self._lock:
             if self._bridge is None:
                 self._bridge = self._opener(self.url, self.identity)
@@ -159,7 +159,7 @@ class BridgeTools:
         out["thread"] = [_compact(v, now) for v in hist.thread if v.id != hist.view.id]
         return out
 
-    def _ours(self, b: AnyBridge, ref: str) -> str:
+    def _ours(self, b: Backend, ref: str) -> str:
         """``ref`` if this session may act on it: addressed to its agent, or its own claim.
 
         A request's text may ask the model to finish, fail or answer some other
@@ -235,7 +235,7 @@ class BridgeTools:
         return {"resumed": was}
 
 
-def _connect(url: str | None, identity: str) -> AnyBridge:
+def _connect(url: str | None, identity: str) -> Backend:
     from .._connect import connect
 
     return connect(url, agent=identity, create=False, lock_timeout=30.0)
@@ -376,7 +376,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(list(argv))
 
 
-def main(argv: Sequence[str]) -> int:
+def run_mcp(argv: Sequence[str]) -> int:
     try:
         args = parse_args(argv)
     except SystemExit as exc:  # argparse's own usage error

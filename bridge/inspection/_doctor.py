@@ -231,7 +231,7 @@ def _check_live(bridge: LocalStore, fd: int, report: DoctorReport, archived: dic
             f"{expired} open message(s) are past their expiry (shown as expired)"))
     for cursor in bridge.cursors.all():
         if cursor.epoch and fold.epoch and cursor.epoch != fold.epoch:
-            from ..archive._rotate import relocate_offset
+            from ..archive._rotation_map import relocate_offset
 
             if relocate_offset(bridge.directory, cursor.epoch, cursor.offset, fold.epoch,
                                old_inode=cursor.inode) is None:

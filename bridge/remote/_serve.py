@@ -627,7 +627,7 @@ class Server:
                 os.close(fd)
             same = (epoch == live_epoch) if (epoch and live_epoch) else inode == live_ino
             if not same:
-                from ..archive._rotate import relocate_offset
+                from ..archive._rotation_map import relocate_offset
 
                 moved = relocate_offset(b.directory, epoch, offset, live_epoch)
                 if moved is None:

@@ -47,7 +47,7 @@ from ._redact import redact
 from ._remote_wake import RemoteWaker
 
 if TYPE_CHECKING:
-    from .. import AnyBridge
+    from .._api import Backend
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Agent"]
 
@@ -86,7 +86,7 @@ class Agent:
         self.log = get_logger(config.name)
         self.notify = notify
         self.clock = clock
-        self.bridge: AnyBridge | None = None
+        self.bridge: Backend | None = None
         # Set by the loop (for other threads) once a stop was requested.
         self.stopping = threading.Event()
         self._stop_requested = False
@@ -239,7 +239,7 @@ class Agent:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
 
-    def open_bridge(self) -> AnyBridge:
+    def open_bridge(self) -> Backend:
         """Open the configured bridge: a local directory, or ``ssh://host/path``."""
         url = parse_url(self.config.bridge) if self.config.bridge else None
         options: dict[str, Any] = {"durability": self.config.durability, "create": False}

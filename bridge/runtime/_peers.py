@@ -31,7 +31,7 @@ from ._redact import redact
 if TYPE_CHECKING:
     import httpx
 
-    from .. import AnyBridge
+    from .._api import Backend
     from ._config import PeerConfig
 
 __all__ = ["Alert", "BridgeSink", "CommandSink", "PeerMonitor", "PeerResult", "check_peer"]
@@ -143,7 +143,7 @@ AlertSink = Callable[[Alert], object]
 class BridgeSink:
     """Alerts as bridge notifications (to ``to``, or every agent)."""
 
-    def __init__(self, bridge: AnyBridge, *, to: str | None = None) -> None:
+    def __init__(self, bridge: Backend, *, to: str | None = None) -> None:
         self.bridge = bridge
         self.to = to
 
