@@ -30,9 +30,8 @@ import bridge as lib
 import cli_archive
 import cli_claude
 import cli_ops
-from bridge._views import history_dict, status_dict
-from bridge.format._records import MESSAGE_TYPES, PRIORITIES, STATUSES
-from bridge.format._time import human_duration
+from bridge import history_dict, status_dict
+from bridge.format import MESSAGE_TYPES, PRIORITIES, STATUSES, human_duration
 from cli_common import (
     EXIT_INTERRUPTED,
     EXIT_IO,

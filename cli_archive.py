@@ -152,7 +152,7 @@ def search(
                                           "as it is in its file (JSONL).")] = False,
 ) -> None:
     """Find messages by content, newest first (archives too)."""
-    from bridge.format._time import parse_when
+    from bridge.format import parse_when
 
     b = open_bridge(create=False)
     if archives and not b.capabilities.search_archives:

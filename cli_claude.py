@@ -47,7 +47,7 @@ def _target(url: str | None) -> list[str]:
 
 
 def _hook(event: str, url: str | None, agent: str) -> int:
-    from bridge.claude._hooks import run_hook
+    from bridge.claude import run_hook
 
     return run_hook(event, [*_target(url), "--agent", agent])
 
@@ -91,7 +91,7 @@ def mcp(
     Tools: inbox, show, claim, release, reply, send, done, fail, search, status,
     pause, resume (mcp__bridge__<tool> in Claude Code).
     """
-    from bridge.claude._mcp import run_mcp as mcp_main
+    from bridge.claude import run_mcp as mcp_main
 
     args = [*_target(url), "--agent", agent, "--lease", lease]
     if identity:
@@ -132,7 +132,7 @@ def claude_install(
     Existing settings are kept (the entries are merged in); a second run
     changes nothing.
     """
-    from bridge.claude._install import InstallPlan, install
+    from bridge.claude import InstallPlan, install
 
     target = _target(url)
     plan = InstallPlan.for_target(project, user=user, command=command or _bridge_command(),

@@ -22,8 +22,8 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 import bridge as lib
-from bridge._views import view_dict
-from bridge.format._time import human_duration, parse_ts
+from bridge import view_dict
+from bridge.format import human_duration, parse_ts
 
 __all__ = [
     "CLI_LOCK_TIMEOUT",

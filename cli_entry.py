@@ -43,7 +43,7 @@ def _serve(argv: Sequence[str]) -> int | None:
     from pathlib import Path
 
     from bridge import BridgeError
-    from bridge.remote._serve import serve_command
+    from bridge.remote import serve_command
 
     try:
         return serve_command(Path(directory) if directory else None, idle_timeout=idle_timeout)
@@ -56,10 +56,10 @@ def _serve(argv: Sequence[str]) -> int | None:
 
 def main() -> int:
     argv = sys.argv[1:]
-    from bridge.claude._entry import wants_fast_path
+    from bridge.claude import wants_fast_path
 
     if wants_fast_path(argv):
-        from bridge.claude._entry import run_fast_path as claude_main
+        from bridge.claude import run_fast_path as claude_main
 
         return claude_main(argv)
     if argv[:1] == ["serve"]:

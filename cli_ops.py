@@ -27,7 +27,7 @@ from cli_common import (
 )
 
 if TYPE_CHECKING:
-    from bridge.runtime._peers import PeerResult
+    from bridge.runtime import PeerResult
 
 app = new_app()
 AGENTS = "Operating agents"
@@ -66,7 +66,7 @@ def health(
     """
     import httpx
 
-    from bridge.runtime._peers import check_peer
+    from bridge.runtime import check_peer
 
     token = os.environ.get("BRIDGE_HEALTH_TOKEN") or None
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -117,8 +117,8 @@ def logs(
 
     Their log files, or - for stdin (journalctl -o cat).
     """
-    from bridge.format._time import parse_when
-    from bridge.runtime._logs import LEVEL_RANK, LogFilter, read_logs
+    from bridge.format import parse_when
+    from bridge.runtime import LEVEL_RANK, LogFilter, read_logs
 
     check_choice(level, frozenset(LEVEL_RANK), "--level")
     keep = LogFilter(agent=agent, level=level, event=event,
@@ -164,7 +164,7 @@ def serve(
         "without a line from the client (clients ping every few seconds).")] = 60.0,
 ) -> int:
     """Serve a bridge on this host to a remote client (run by ssh)."""
-    from bridge.remote._serve import serve_command
+    from bridge.remote import serve_command
 
     if not stdio:
         raise lib.InvalidInput("serve speaks only over stdin/stdout: give --stdio")
@@ -307,9 +307,8 @@ def deploy(
     Waits for the new release's /health to say ok, and puts the previous
     release back when it does not.
     """
-    from bridge.runtime import RemoteHost
-    from bridge.runtime._deploy import PROJECT_ROOT, DeployPlan, parse_pip_args
-    from bridge.runtime._deploy import deploy as run_deploy
+    from bridge.runtime import PROJECT_ROOT, DeployPlan, RemoteHost, parse_pip_args
+    from bridge.runtime import deploy as run_deploy
 
     plan = DeployPlan(agent=agent, wheel=wheel, config=config, credentials=credentials,
                       units=units or PROJECT_ROOT / "systemd", root=root, python=python,

@@ -21,9 +21,17 @@ import importlib
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from ._api import Backend, Subscription
-    from ._capabilities import Capabilities
-    from ._connect import Environment, connect
+    from ._api import (
+        Backend,
+        Subscription,
+    )
+    from ._capabilities import (
+        Capabilities,
+    )
+    from ._connect import (
+        Environment,
+        connect,
+    )
     from ._errors import (
         AuthenticationFailed,
         BridgeError,
@@ -47,73 +55,67 @@ if TYPE_CHECKING:
         UnknownHostKey,
         UnsupportedFilesystem,
     )
-    from ._url import BridgeURL, parse_url
-    from .archive._rotate import (
-        DEFAULT_OLDER_THAN,
+    from ._url import (
+        BridgeURL,
+        parse_url,
+    )
+    from ._views import (
+        history_dict,
+        status_dict,
+        view_dict,
+    )
+    from .archive import (
+        Hit,
         RotationResult,
         repair_rotation,
         rotate,
-    )
-    from .archive._search import (
-        Hit,
         search,
     )
-    from .delivery._follow import (
+    from .delivery import (
         Follower,
     )
-    from .format._ids import (
-        new_id,
-    )
-    from .format._records import (
+    from .format import (
         PROTOCOL_VERSION,
         BadLine,
         Entry,
         Message,
-    )
-    from .format._time import (
+        new_id,
         parse_duration,
         parse_ts,
     )
-    from .inspection._doctor import (
+    from .inspection import (
         DoctorReport,
         Finding,
+        PingResult,
+        compute_stats,
         run_doctor,
     )
-    from .inspection._ping import PingResult
-    from .inspection._stats import (
-        compute_stats,
-    )
-    from .local._bridge import (
+    from .local import (
         DEFAULT_MAX_RECORD_BYTES,
-        LOG_NAME,
         Bridge,
-        BridgeStatus,
-        History,
-        MessageView,
-        SendResult,
-        default_directory,
         parse_meta,
     )
-    from .remote._remote import (
+    from .remote import (
         RemoteBridge,
+        RemoteFollower,
+        SftpBridge,
         ping,
     )
-    from .remote._remote_follow import (
-        RemoteFollower,
-    )
-    from .remote._sftp import (
-        SftpBridge,
-    )
-    from .store._fold import (
+    from .store import (
+        DEFAULT_LEASE,
+        DEFAULT_OLDER_THAN,
+        LOG_NAME,
+        BridgeStatus,
+        Durability,
         Fold,
         FoldIssue,
+        History,
         MessageState,
-    )
-    from .store._pause import (
+        MessageView,
         PauseInfo,
+        SendResult,
+        default_directory,
     )
-    from .store._results import DEFAULT_LEASE
-    from .store._writer import Durability
 
     AnyBridge: TypeAlias = Backend
     """Another name for :class:`Backend` (what :func:`connect` returns), kept from 0.1."""
@@ -121,72 +123,75 @@ if TYPE_CHECKING:
 from ._version import __version__
 
 _EXPORTS: dict[str, str] = {
-    "Backend": "._api",
-    "Subscription": "._api",
-    "Capabilities": "._capabilities",
-    "DEFAULT_LEASE": ".store._results",
-    "Durability": ".store._writer",
-    "DEFAULT_MAX_RECORD_BYTES": ".local._bridge",
-    "LOG_NAME": ".local._bridge",
-    "Bridge": ".local._bridge",
-    "BridgeStatus": ".store._results",
-    "History": ".store._results",
-    "MessageView": ".store._results",
-    "SendResult": ".store._results",
-    "default_directory": ".local._bridge",
-    "parse_meta": ".local._bridge",
-    "DoctorReport": ".inspection._doctor",
-    "Finding": ".inspection._doctor",
-    "run_doctor": ".inspection._doctor",
     "AuthenticationFailed": "._errors",
+    "Backend": "._api",
+    "BadLine": ".format",
+    "Bridge": ".local",
     "BridgeError": "._errors",
     "BridgeIOError": "._errors",
+    "BridgeStatus": ".store",
+    "BridgeURL": "._url",
     "BridgeUnavailable": "._errors",
+    "Capabilities": "._capabilities",
     "ConfigError": "._errors",
     "ConnectionLost": "._errors",
+    "DEFAULT_LEASE": ".store",
+    "DEFAULT_MAX_RECORD_BYTES": ".local",
+    "DEFAULT_OLDER_THAN": ".store",
+    "DoctorReport": ".inspection",
+    "Durability": ".store",
     "DurabilityError": "._errors",
+    "Entry": ".format",
+    "Environment": "._connect",
+    "Finding": ".inspection",
+    "Fold": ".store",
+    "FoldIssue": ".store",
+    "Follower": ".delivery",
+    "History": ".store",
+    "Hit": ".archive",
     "HostKeyChanged": "._errors",
     "HostKeyError": "._errors",
     "HostUnreachable": "._errors",
     "InvalidInput": "._errors",
+    "LOG_NAME": ".store",
     "LockTimeout": "._errors",
+    "Message": ".format",
+    "MessageState": ".store",
+    "MessageView": ".store",
     "NotFound": "._errors",
+    "PROTOCOL_VERSION": ".format",
+    "PauseInfo": ".store",
+    "PingResult": ".inspection",
     "ProtocolError": "._errors",
     "ProtocolMismatch": "._errors",
     "RecordTooLarge": "._errors",
+    "RemoteBridge": ".remote",
     "RemoteError": "._errors",
+    "RemoteFollower": ".remote",
     "RemoteUnsupported": "._errors",
+    "RotationResult": ".archive",
+    "SendResult": ".store",
+    "SftpBridge": ".remote",
     "StateConflict": "._errors",
+    "Subscription": "._api",
     "UnknownHostKey": "._errors",
     "UnsupportedFilesystem": "._errors",
-    "Fold": ".store._fold",
-    "FoldIssue": ".store._fold",
-    "MessageState": ".store._fold",
-    "Follower": ".delivery._follow",
-    "new_id": ".format._ids",
-    "PauseInfo": ".store._pause",
-    "PROTOCOL_VERSION": ".format._records",
-    "BadLine": ".format._records",
-    "Entry": ".format._records",
-    "Message": ".format._records",
-    "PingResult": ".inspection._ping",
-    "RemoteBridge": ".remote._remote",
-    "ping": ".remote._remote",
-    "RemoteFollower": ".remote._remote_follow",
-    "DEFAULT_OLDER_THAN": ".store._results",
-    "RotationResult": ".archive._rotate",
-    "repair_rotation": ".archive._rotate",
-    "rotate": ".archive._rotate",
-    "Hit": ".archive._search",
-    "search": ".archive._search",
-    "SftpBridge": ".remote._sftp",
-    "compute_stats": ".inspection._stats",
-    "parse_duration": ".format._time",
-    "parse_ts": ".format._time",
-    "BridgeURL": "._url",
-    "Environment": "._connect",
+    "compute_stats": ".inspection",
     "connect": "._connect",
+    "default_directory": ".store",
+    "history_dict": "._views",
+    "new_id": ".format",
+    "parse_duration": ".format",
+    "parse_meta": ".local",
+    "parse_ts": ".format",
     "parse_url": "._url",
+    "ping": ".remote",
+    "repair_rotation": ".archive",
+    "rotate": ".archive",
+    "run_doctor": ".inspection",
+    "search": ".archive",
+    "status_dict": "._views",
+    "view_dict": "._views",
 }
 
 
@@ -277,6 +282,7 @@ __all__ = [
     "compute_stats",
     "connect",
     "default_directory",
+    "history_dict",
     "new_id",
     "parse_duration",
     "parse_meta",
@@ -287,4 +293,6 @@ __all__ = [
     "rotate",
     "run_doctor",
     "search",
+    "status_dict",
+    "view_dict",
 ]

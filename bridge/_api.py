@@ -23,22 +23,20 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from ._capabilities import Capabilities
-from .archive._rotate import RotationResult
-from .archive._search import Hit
-from .format._records import Entry
-from .inspection._doctor import DoctorReport
-from .inspection._ping import PingResult
-from .store._fold import Fold
-from .store._pause import PauseInfo
-from .store._results import (
+from .archive import Hit, RotationResult
+from .format import Entry
+from .inspection import DoctorReport, PingResult
+from .store import (
     DEFAULT_LEASE,
     DEFAULT_OLDER_THAN,
     BridgeStatus,
+    Durability,
+    Fold,
     History,
     MessageView,
+    PauseInfo,
     SendResult,
 )
-from .store._writer import Durability
 
 __all__ = ["DEFAULT_LEASE", "DEFAULT_OLDER_THAN", "Backend", "Capabilities", "Durability",
            "Subscription"]

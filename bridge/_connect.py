@@ -29,7 +29,7 @@ from ._url import BridgeURL, parse_url
 
 if TYPE_CHECKING:
     from ._api import Backend
-    from .store._writer import Durability
+    from .store import Durability
 
 __all__ = ["BACKENDS", "Environment", "connect"]
 
@@ -76,7 +76,7 @@ class Environment:
         """The bridge these variables name: BRIDGE_URL, else BRIDGE_DIR, else the default."""
         if self.url is not None:
             return parse_url(self.url)
-        from .store._fs import default_directory
+        from .store import default_directory
 
         return BridgeURL(str(self.directory or default_directory()))
 

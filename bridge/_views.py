@@ -18,10 +18,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from .format._time import format_ts
+from .format import format_ts
 
 if TYPE_CHECKING:
-    from .store._results import BridgeStatus, History, MessageView
+    from .store import BridgeStatus, History, MessageView
 
 __all__ = ["VIEW_FIELDS", "history_dict", "status_dict", "view_dict"]
 

@@ -37,11 +37,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bridge import BridgeError, MessageView, NotFound, StateConflict, parse_ts
-from bridge.format._compose import REPLY_INHERITS
-from bridge.format._time import human_duration
+from bridge.format import REPLY_INHERITS, human_duration
 from bridge.runtime import Agent, Ledger
-from bridge.runtime._notify import notify as sd_notify
-from bridge.store._fs import Perms, atomic_write, default_directory
+from bridge.runtime import notify as sd_notify
+from bridge.store import Perms, atomic_write, default_directory
 
 from ._config import ClaudeWorkerConfig
 from ._process import become_subreaper, build_argv, child_environment, kill_orphan, mcp_config

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bridge import ConfigError
-from bridge.format._ids import AGENT_NAME_RE
+from bridge.format import AGENT_NAME_RE
 from bridge.runtime import AgentConfig, HealthConfig, Secret, duration, secret
 
 __all__ = ["PERMISSION_MODES", "ClaudeWorkerConfig", "WorkerSettings"]

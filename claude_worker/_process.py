@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from bridge.store._fs import Perms, atomic_write
+from bridge.store import Perms, atomic_write
 
 from ._config import WorkerSettings
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from bridge.format._time import format_ts
-from bridge.store._fs import Perms, atomic_write
+from bridge.format import format_ts
+from bridge.store import Perms, atomic_write
 
 __all__ = ["SessionStore", "conversation_key"]
 

@@ -23,10 +23,19 @@ from typing import Any
 import httpx
 
 from bridge import BridgeError, BridgeUnavailable, __version__
-from bridge.format._time import format_ts
-from bridge.runtime import Agent, Ledger, ModelRouter, RemoteHost, ctl
-from bridge.runtime._notify import notify as sd_notify
-from bridge.runtime._peers import Alert, AlertSink, BridgeSink, check_peer
+from bridge.format import format_ts
+from bridge.runtime import (
+    Agent,
+    Alert,
+    AlertSink,
+    BridgeSink,
+    Ledger,
+    ModelRouter,
+    RemoteHost,
+    check_peer,
+    ctl,
+)
+from bridge.runtime import notify as sd_notify
 from bridge.runtime.greenapi import GreenApiError, GreenApiSink
 
 from ._brain import Brain

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from bridge import ConfigError
-from bridge.format._ids import AGENT_NAME_RE
+from bridge.format import AGENT_NAME_RE
 from bridge.runtime import AgentConfig, ModelsConfig, Secret, duration, secret
 from bridge.runtime.greenapi import GreenApiConfig, is_chat_id
 

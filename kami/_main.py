@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bridge.runtime._main import agent_main
+from bridge.runtime import agent_main
 
 from ._agent import KamiAgent
 from ._config import KamiConfig

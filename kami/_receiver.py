@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from bridge import BridgeError, BridgeUnavailable
-from bridge.format._time import format_ts
+from bridge.format import format_ts
 from bridge.runtime.greenapi import (
     GreenApiAuthError,
     GreenApiClient,

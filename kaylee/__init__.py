@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     """The ``kaylee`` command: ``kaylee run|check-config [--config FILE]``."""
     import sys
 
-    from bridge.runtime._main import agent_main
+    from bridge.runtime import agent_main
 
     from ._agent import Kaylee
 

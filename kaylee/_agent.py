@@ -35,11 +35,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from bridge import BridgeError, MessageView, NotFound, StateConflict
-from bridge.format._ids import ulid
-from bridge.format._time import format_ts, human_duration
-from bridge.runtime import Agent, Ledger, ModelRouter
-from bridge.runtime._notify import notify as sd_notify
-from bridge.runtime._peers import Alert, AlertSink
+from bridge.format import format_ts, human_duration, ulid
+from bridge.runtime import Agent, Alert, AlertSink, Ledger, ModelRouter
+from bridge.runtime import notify as sd_notify
 
 from ._config import KayleeConfig
 from ._confirm import find_confirmation, thread_of
@@ -54,7 +52,7 @@ from ._schedule import Due, Scheduler
 
 if TYPE_CHECKING:
     from bridge import Backend
-    from bridge.runtime._peers import PeerMonitor
+    from bridge.runtime import PeerMonitor
 
 __all__ = ["Kaylee"]
 

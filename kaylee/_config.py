@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge import ConfigError
-from bridge.format._ids import AGENT_NAME_RE
+from bridge.format import AGENT_NAME_RE
 from bridge.runtime import AgentConfig, HealthConfig, ModelsConfig, PeersConfig, duration
 from bridge.runtime.greenapi import GreenApiConfig
 

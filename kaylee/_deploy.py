@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from bridge.runtime._peers import check_peer
+from bridge.runtime import check_peer
 
 from ._errors import RecipeFailed
 from ._git import git

@@ -14,7 +14,7 @@ from bridge import (
     UnsupportedFilesystem,
     parse_duration,
 )
-from bridge.format._time import human_duration, parse_ts
+from bridge.format import human_duration, parse_ts
 
 from ._errors import RecipeFailed, RequestRefused
 from ._params import ParamSpec
@@ -59,7 +59,7 @@ class HealthSweepRecipe(Recipe):
         if task.dry_run:
             import httpx
 
-            from bridge.runtime._peers import check_peer
+            from bridge.runtime import check_peer
 
             with httpx.Client() as client:
                 results = [check_peer(client, p.name, p.url,

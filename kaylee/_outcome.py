@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bridge import BridgeError, InvalidInput, NotFound, StateConflict
-from bridge.store._fs import Perms, atomic_write
+from bridge.store import Perms, atomic_write
 
 if TYPE_CHECKING:
     from bridge import Backend

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bridge import BridgeError, BridgeUnavailable
-from bridge.runtime._peers import BAD_STATES, PeerResult, check_peer
+from bridge.runtime import BAD_STATES, PeerResult, check_peer
 
 if TYPE_CHECKING:
     from bridge import Backend
-    from bridge.runtime import AgentLogger, PeerConfig
-    from bridge.runtime._peers import PeerMonitor
+    from bridge.runtime import AgentLogger, PeerConfig, PeerMonitor
 
     from ._config import OwnerConfig
 
@@ -125,7 +124,7 @@ class Owner:
         return True
 
 def _age(result: PeerResult) -> float:
-    from bridge.format._time import parse_ts
+    from bridge.format import parse_ts
 
     try:
         return time.time() - parse_ts(result.checked)

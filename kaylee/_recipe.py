@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bridge.store._fs import Perms, atomic_write
+from bridge.store import Perms, atomic_write
 
 from ._errors import Interrupted, RecipeFailed
 from ._params import ParamSpec, Template, render_argv, render_value
@@ -28,8 +28,7 @@ from ._run import CommandResult, base_environment, run_command
 
 if TYPE_CHECKING:
     from bridge import Backend
-    from bridge.runtime import AgentLogger, ModelRouter
-    from bridge.runtime._peers import PeerMonitor
+    from bridge.runtime import AgentLogger, ModelRouter, PeerMonitor
 
     from ._config import RecipeConfig
 

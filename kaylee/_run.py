@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.runtime import redact
-from bridge.store._fs import Perms, open_private
+from bridge.store import Perms, open_private
 
 from ._errors import RecipeFailed
 

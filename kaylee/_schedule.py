@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bridge import InvalidInput
-from bridge.format._time import format_ts, parse_ts
-from bridge.store._fs import Perms, atomic_write
+from bridge.format import format_ts, parse_ts
+from bridge.store import Perms, atomic_write
 
 from ._cron import Cron, parse_cron
 from ._params import validate_params

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import BridgeIOError
-from ..format._time import parse_ts
-from ..store._fs import Perms, fsync_dir, write_all
+from ..format import parse_ts
+from ..store import Perms, fsync_dir, write_all
 
 __all__ = [
     "ARCHIVE_DIR",

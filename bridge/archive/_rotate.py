@@ -40,13 +40,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._errors import BridgeError, BridgeIOError, BridgeUnavailable, InvalidInput
-from ..format._ids import new_id
-from ..format._records import PROTOCOL_VERSION, encode
-from ..format._scan import line_start_before, read_epoch
-from ..format._time import now_ts
-from ..store._fs import Perms, atomic_write, fsync_dir, open_private, write_all
-from ..store._lock import lock_holders
-from ..store._results import DEFAULT_OLDER_THAN
+from ..format import PROTOCOL_VERSION, encode, line_start_before, new_id, now_ts, read_epoch
+from ..store import (
+    DEFAULT_OLDER_THAN,
+    Perms,
+    atomic_write,
+    fsync_dir,
+    lock_holders,
+    open_private,
+    write_all,
+)
 from ._archive import ArchiveAppender, archive_path
 from ._rotation_map import (
     MAPS_DIR,
@@ -61,7 +64,7 @@ from ._rotation_map import (
 from ._rotation_plan import DROP, KEEP, Plan, Sink, census, copy_runs, make_plan
 
 if TYPE_CHECKING:
-    from ..store._store import LocalStore
+    from ..store import LocalStore
 
 __all__ = ["DEFAULT_OLDER_THAN", "STEPS", "RotationResult", "pending_archive_sizes",
            "repair_rotation", "rotate", "rotation_running", "rotation_state"]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import orjson
 
-from ..store._fs import Perms, atomic_write
+from ..store import Perms, atomic_write
 
 __all__ = ["MAPS_DIR", "RotationMap", "load_map", "map_key", "relocate_offset",
            "write_map_header", "write_map_runs"]

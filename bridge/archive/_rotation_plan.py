@@ -33,9 +33,16 @@ from itertools import compress, islice, pairwise, repeat
 from operator import ne
 from typing import Any
 
-from ..format._records import TERMINAL_STATUSES, BadLine, Entry, MessageFields, StatusFields
-from ..format._time import format_ts, parse_ts
-from ..store._fold import Fold, MessageState
+from ..format import (
+    TERMINAL_STATUSES,
+    BadLine,
+    Entry,
+    MessageFields,
+    StatusFields,
+    format_ts,
+    parse_ts,
+)
+from ..store import Fold, MessageState
 from ._archive import month_of_ts
 
 __all__ = ["DROP", "KEEP", "Census", "Plan", "Sink", "census", "copy_runs", "make_plan"]

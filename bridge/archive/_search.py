@@ -27,15 +27,23 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._errors import InvalidInput
-from ..format._ids import ulid_time_ms
-from ..format._records import BadLine, Entry, check_record, decode_line
-from ..format._scan import MAX_LINE, line_start_before, read_epoch
-from ..format._time import format_ms, parse_ts
-from ..store._fold import Fold, MessageState
+from ..format import (
+    MAX_LINE,
+    BadLine,
+    Entry,
+    check_record,
+    decode_line,
+    format_ms,
+    line_start_before,
+    parse_ts,
+    read_epoch,
+    ulid_time_ms,
+)
+from ..store import Fold, MessageState
 from ._archive import ArchiveFile, iter_chunks_of, list_archives, month_of_ts
 
 if TYPE_CHECKING:
-    from ..store._store import LocalStore
+    from ..store import LocalStore
 
 __all__ = ["ArchivedMessage", "Hit", "Matcher", "find_archived", "iter_archive", "search"]
 

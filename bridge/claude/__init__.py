@@ -12,6 +12,50 @@
 framework. Importing this package does nothing.
 """
 
+# The names below are imported from their modules on first use (PEP 562), so
+# importing this package costs nothing until one of them is asked for.
+
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import TYPE_CHECKING, Any
+
+from .._lazy import lazy_attribute
+
+if TYPE_CHECKING:
+    from ._entry import (
+        run_fast_path,
+        wants_fast_path,
+    )
+    from ._hooks import (
+        run_hook,
+    )
+    from ._install import (
+        InstallPlan,
+        install,
+    )
+    from ._mcp import (
+        run_mcp,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "InstallPlan": "._install",
+    "install": "._install",
+    "run_fast_path": "._entry",
+    "run_hook": "._hooks",
+    "run_mcp": "._mcp",
+    "wants_fast_path": "._entry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _EXPORTS, name)
+
+
+__all__ = [
+    "InstallPlan",
+    "install",
+    "run_fast_path",
+    "run_hook",
+    "run_mcp",
+    "wants_fast_path",
+]

@@ -39,8 +39,8 @@ from ._digest import _line, wanted  # _line: the digest's one line for a message
 
 if TYPE_CHECKING:
     from .._api import Backend
-    from ..format._records import Entry
-    from ..local._bridge import MessageView
+    from ..format import Entry
+    from ..store import MessageView
 
 __all__ = ["CAPABILITY", "METHOD", "Channel", "Notice", "notice", "select"]
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
-from ..format._time import human_duration, parse_ts
+from ..format import human_duration, parse_ts
 
 if TYPE_CHECKING:
-    from ..format._records import Message
-    from ..store._fold import MessageState
+    from ..format import Message
+    from ..store import MessageState
 
 __all__ = ["DATA_NOTICE", "MAX_DIGEST_CHARS", "MessageView", "digest", "plain", "provenance",
            "wanted"]

@@ -33,8 +33,7 @@ import orjson
 
 from .._errors import BridgeError, BridgeUnavailable
 from .._url import parse_url
-from ..store._fs import default_directory
-from ..store._pause import read_pause
+from ..store import default_directory, read_pause
 from ._digest import MessageView, digest_shown, plain, provenance, wanted
 from ._identity import session_identity
 from ._local_inbox import read_waiting
@@ -42,7 +41,7 @@ from ._session_state import SessionState
 
 if TYPE_CHECKING:
     from .._api import Backend
-    from ..store._pause import PauseInfo
+    from ..store import PauseInfo
 
 __all__ = ["EVENTS", "run_hook"]
 

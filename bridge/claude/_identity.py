@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from ..format._ids import validate_agent_name
+from ..format import validate_agent_name
 
 __all__ = ["ON_BEHALF", "session_identity"]
 

@@ -23,10 +23,8 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from ..format._records import Entry, Message, check_record, decode_line
-from ..format._scan import Skipped, iter_chunks, read_line_at
-from ..store._fold import Fold, MessageState
-from ..store._fs import LOG_NAME
+from ..format import Entry, Message, Skipped, check_record, decode_line, iter_chunks, read_line_at
+from ..store import LOG_NAME, Fold, MessageState
 
 __all__ = ["Waiting", "read_waiting"]
 

@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import BridgeError, ConnectionLost, InvalidInput
 from .._views import view_dict
-from ..format._ids import validate_agent_name
-from ..format._time import parse_duration, parse_ts
+from ..format import parse_duration, parse_ts, validate_agent_name
 from ._identity import ON_BEHALF, session_identity
 
 if TYPE_CHECKING:
     from .._api import Backend
-    from ..local._bridge import MessageView
+    from ..store import MessageView
     from ._channel import Channel
 
 __all__ = ["BridgeTools", "build_server", "run_mcp"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 
-from ..store._fs import Perms, atomic_write
+from ..store import Perms, atomic_write
 
 __all__ = ["SessionState", "state_directory"]
 

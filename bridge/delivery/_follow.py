@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
-from ..format._records import BadLine, Entry
-from ..format._scan import line_start_before, read_epoch, scan
-from ..store._cursor import Cursor
+from ..format import BadLine, Entry, line_start_before, read_epoch, scan
+from ..store import Cursor
 from ._watch import ChangeWaiter
 
 if TYPE_CHECKING:
-    from ..store._store import LocalStore
+    from ..store import LocalStore
 
 __all__ = ["Follower"]
 
@@ -124,7 +123,7 @@ class Follower:
         without one the file was replaced by hand, and reading restarts at its
         beginning.
         """
-        from ..archive._rotation_map import relocate_offset
+        from ..archive import relocate_offset
 
         new = relocate_offset(self.bridge.directory, old_epoch, old_offset, read_epoch(fd),
                               old_inode=old_inode)

@@ -21,13 +21,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import BridgeError
-from ..format._records import BadLine, Entry
-from ..format._scan import line_start_before, read_epoch, scan
-from ..store._fold import Fold
-from ..store._fs import mode_problems
+from ..format import BadLine, Entry, line_start_before, read_epoch, scan
+from ..store import Fold, mode_problems
 
 if TYPE_CHECKING:
-    from ..store._store import LocalStore
+    from ..store import LocalStore
 
 __all__ = ["DoctorReport", "Finding", "run_doctor"]
 
@@ -144,7 +142,7 @@ def run_doctor(bridge: LocalStore, *, repair: bool = False) -> DoctorReport:
     """
     report = DoctorReport(path=str(bridge.log_path))
     if repair:
-        from ..archive._rotate import repair_rotation
+        from ..archive import repair_rotation
 
         outcome = repair_rotation(bridge)
         if outcome is not None:
@@ -153,7 +151,7 @@ def run_doctor(bridge: LocalStore, *, repair: bool = False) -> DoctorReport:
                  bridge.directory / "PAUSE", *sorted(bridge.cursors.directory.glob("*.json"))):
         for problem in mode_problems(path, bridge.perms):
             report.findings.append(Finding("warning", "permissions", problem))
-    from ..archive._rotate import pending_archive_sizes
+    from ..archive import pending_archive_sizes
 
     _check_rotation_state(bridge, report)
     try:
@@ -173,7 +171,7 @@ def run_doctor(bridge: LocalStore, *, repair: bool = False) -> DoctorReport:
         return report
     # While a rotation runs (or started while we read), its half-built archives may repeat
     # live records, legitimately.
-    from ..archive._rotate import rotation_running
+    from ..archive import rotation_running
 
     running = rotation_running(bridge.directory) or any(
         f.kind == "rotation" and f.severity == "warning" for f in report.findings)
@@ -231,7 +229,7 @@ def _check_live(bridge: LocalStore, fd: int, report: DoctorReport, archived: dic
             f"{expired} open message(s) are past their expiry (shown as expired)"))
     for cursor in bridge.cursors.all():
         if cursor.epoch and fold.epoch and cursor.epoch != fold.epoch:
-            from ..archive._rotation_map import relocate_offset
+            from ..archive import relocate_offset
 
             if relocate_offset(bridge.directory, cursor.epoch, cursor.offset, fold.epoch,
                                old_inode=cursor.inode) is None:
@@ -248,7 +246,7 @@ def _check_live(bridge: LocalStore, fd: int, report: DoctorReport, archived: dic
 
 def _check_rotation_state(bridge: LocalStore, report: DoctorReport) -> None:
     """Report a running or interrupted rotation, or one's leftovers."""
-    from ..archive._rotate import TMP_NAME, rotation_running, rotation_state
+    from ..archive import TMP_NAME, rotation_running, rotation_state
 
     journal = rotation_state(bridge.directory)
     if rotation_running(bridge.directory):
@@ -273,8 +271,7 @@ def check_archives(bridge: LocalStore, report: DoctorReport,
     ``limits`` (archive path relative to the bridge -> size) restricts a check
     to what an archive held before a rotation that is appending to it.
     """
-    from ..archive._archive import list_archives
-    from ..archive._search import iter_archive
+    from ..archive import iter_archive, list_archives
 
     seen: dict[str, str] = {}
     now = time.time()

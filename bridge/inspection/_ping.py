@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..store._pause import PauseInfo
+from ..store import PauseInfo
 
 __all__ = ["PingResult"]
 

@@ -8,13 +8,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..format._records import BadLine, Entry
-from ..format._scan import scan
-from ..format._time import parse_ts
-from ..store._fold import Fold
+from ..format import BadLine, Entry, parse_ts, scan
+from ..store import Fold
 
 if TYPE_CHECKING:
-    from ..store._store import LocalStore
+    from ..store import LocalStore
 
 __all__ = ["compute_stats", "stats_of"]
 

@@ -24,56 +24,65 @@ from .._errors import (
     RecordTooLarge,
     StateConflict,
 )
-from ..format._compose import (
+from ..format import (
+    MESSAGE_TYPES,
+    PROTOCOL_VERSION,
     REPLY_INHERITS,
+    BadLine,
     BatchItem,
+    Entry,
+    Message,
+    check_record,
     compose_batch_item,
     compose_event,
     compose_message,
     compose_status,
-)
-from ..format._ids import ulid, validate_agent_name
-from ..format._records import (
-    MESSAGE_TYPES,
-    PROTOCOL_VERSION,
-    BadLine,
-    Entry,
-    Message,
-    check_record,
     decode_line,
     encode,
+    format_ms,
+    format_ts,
+    iter_lines,
+    iter_lines_reverse,
+    line_start_before,
+    read_line_at,
+    scan,
+    ulid,
+    validate_agent_name,
 )
-from ..format._scan import iter_lines, iter_lines_reverse, line_start_before, read_line_at, scan
-from ..format._time import format_ms, format_ts
-from ..inspection._ping import PingResult
-from ..store._cursor import CursorStore
-from ..store._fold import Fold, MessageState
-from ..store._fs import LOG_NAME, Perms, check_filesystem, default_directory
-from ..store._lock import BridgeLock
-from ..store._pause import PauseInfo, read_pause, remove_pause, write_pause
-from ..store._results import (
+from ..inspection import PingResult
+from ..store import (
     DEFAULT_LEASE,
     DEFAULT_OLDER_THAN,
+    LOG_NAME,
+    BridgeLock,
     BridgeStatus,
+    CursorStore,
+    Durability,
+    Fold,
     History,
+    LogWriter,
+    MessageState,
     MessageView,
+    PauseInfo,
+    Perms,
     SendResult,
     StatusShortcuts,
-)
-from ..store._transitions import (
     check_claim,
+    check_filesystem,
     check_lease,
     check_open,
     check_release,
     check_terminal_status,
+    default_directory,
+    read_pause,
+    remove_pause,
+    write_pause,
 )
-from ..store._writer import Durability, LogWriter
 
 if TYPE_CHECKING:
-    from ..archive._rotate import RotationResult
-    from ..archive._search import Hit
-    from ..delivery._follow import Follower
-    from ..inspection._doctor import DoctorReport
+    from ..archive import Hit, RotationResult
+    from ..delivery import Follower
+    from ..inspection import DoctorReport
 
 
 __all__ = [
@@ -355,7 +364,7 @@ class Bridge(StatusShortcuts):
     def _require_open(self, ref: str, who: str, *, force: bool = False) -> MessageView:
         state = self.fold().get(ref)
         if state is None:
-            from ..archive._search import find_archived
+            from ..archive import find_archived
 
             archived = find_archived(self.directory, ref)
             if archived is not None:
@@ -490,7 +499,7 @@ class Bridge(StatusShortcuts):
         return self._view(state)
 
     def _archived_history(self, message_id: str) -> History:
-        from ..archive._search import find_archived
+        from ..archive import find_archived
 
         found = find_archived(self.directory, message_id)
         if found is None:
@@ -599,7 +608,7 @@ class Bridge(StatusShortcuts):
 
     def follow(self, consumer: str | None = None, **kwargs: Any) -> Follower:
         """A follower of the log; see :class:`bridge.Follower` for the arguments."""
-        from ..delivery._follow import Follower
+        from ..delivery import Follower
 
         return Follower(self, consumer, **kwargs)
 
@@ -678,13 +687,13 @@ class Bridge(StatusShortcuts):
 
     def doctor(self, *, repair: bool = False) -> DoctorReport:
         """Check the live file, the archives, the fold and the directory (see ``bridge doctor``)."""
-        from ..inspection._doctor import run_doctor
+        from ..inspection import run_doctor
 
         return run_doctor(self, repair=repair)
 
     def stats(self) -> dict[str, Any]:
         """A summary of the live file as a JSON-ready dict (see ``bridge stats``)."""
-        from ..inspection._stats import compute_stats
+        from ..inspection import compute_stats
 
         return compute_stats(self)
 
@@ -692,7 +701,7 @@ class Bridge(StatusShortcuts):
                max_size: int | None = None, compress: bool = False, dry_run: bool = False,
                progress: Callable[[int, int], None] | None = None) -> RotationResult:
         """Move finished messages into monthly archives (see :func:`bridge.rotate`)."""
-        from ..archive._rotate import rotate
+        from ..archive import rotate
 
         return rotate(self, older_than=older_than, max_size=max_size, compress=compress,
                       dry_run=dry_run, progress=progress)
@@ -703,7 +712,7 @@ class Bridge(StatusShortcuts):
                limit: int | None = None) -> Iterator[Hit]:
         """Messages whose content matches ``text``, newest first, at most ``limit``
         (None: all); see :func:`bridge.search` for the filters."""
-        from ..archive._search import search
+        from ..archive import search
 
         hits = search(self, text, regex=regex, ignore_case=ignore_case, since=since,
                       until=until, sender=sender, to=to, archives=archives)

@@ -24,47 +24,44 @@ from .._capabilities import Capabilities
 from .._errors import InvalidInput, NotFound, RecordTooLarge, RemoteUnsupported
 from .._url import BridgeURL, parse_url
 from .._version import __version__
-from ..archive._search import Hit, Matcher
-from ..format._compose import (
+from ..archive import Hit, Matcher
+from ..format import (
+    PROTOCOL_VERSION,
     REPLY_INHERITS,
     BatchItem,
+    Entry,
+    Message,
+    check_record,
     compose_batch_item,
     compose_event,
     compose_message,
     compose_status,
-)
-from ..format._ids import new_id, validate_agent_name
-from ..format._records import (
-    PROTOCOL_VERSION,
-    Entry,
-    Message,
-    check_record,
     decode_line,
     encode,
+    format_ts,
+    new_id,
+    now_ts,
+    validate_agent_name,
 )
-from ..format._time import format_ts, now_ts
-from ..inspection._doctor import DoctorReport, Finding
-from ..inspection._ping import PingResult
-from ..inspection._stats import stats_of
-from ..store._fold import Fold, MessageState
-from ..store._pause import PauseInfo
-from ..store._results import (
+from ..inspection import DoctorReport, Finding, PingResult, stats_of
+from ..store import (
     DEFAULT_LEASE,
     DEFAULT_OLDER_THAN,
     BridgeStatus,
+    Durability,
+    Fold,
     History,
+    MessageState,
     MessageView,
+    PauseInfo,
     SendResult,
     StatusShortcuts,
-)
-from ..store._transitions import (
     check_claim,
     check_lease,
     check_open,
     check_release,
     check_terminal_status,
 )
-from ..store._writer import Durability
 
 __all__ = ["MemoryBridge", "MemoryFollower", "forget"]
 

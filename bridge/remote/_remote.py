@@ -34,24 +34,23 @@ from .._errors import (
     RemoteUnsupported,
 )
 from .._url import BridgeURL, parse_url
-from ..archive._rotate import RotationResult
-from ..archive._search import Hit
-from ..format._ids import validate_agent_name
-from ..format._records import Entry
-from ..inspection._ping import PingResult
-from ..store._fold import Fold, MessageState
-from ..store._fs import LOG_NAME
-from ..store._pause import PauseInfo
-from ..store._results import (
+from ..archive import Hit, RotationResult
+from ..format import Entry, validate_agent_name
+from ..inspection import PingResult
+from ..store import (
     DEFAULT_LEASE,
     DEFAULT_OLDER_THAN,
+    LOG_NAME,
     BridgeStatus,
+    Durability,
+    Fold,
     History,
+    MessageState,
     MessageView,
+    PauseInfo,
     SendResult,
     StatusShortcuts,
 )
-from ..store._writer import Durability
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT, Session, clone
 from ._ssh import SSHTarget, resolve_target
 from ._wire import (
@@ -67,7 +66,7 @@ from ._wire import (
 
 if TYPE_CHECKING:
     from .._api import Backend
-    from ..inspection._doctor import DoctorReport
+    from ..inspection import DoctorReport
     from ._remote_follow import RemoteFollower
 
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT", "RemoteBridge", "backoff_delays", "ping"]

@@ -25,14 +25,14 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from .._errors import ConnectionLost
-from ..format._records import BadLine, Entry
+from ..format import BadLine, Entry
 from ._session import Lost, Session
 from ._wire import entry_from_wire, error_from_wire
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ..delivery._follow import Start
+    from ..delivery import Start
 
 __all__ = ["CREDIT", "RemoteFollower"]
 

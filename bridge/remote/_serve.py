@@ -35,12 +35,19 @@ from typing import Any
 import orjson
 
 from .._errors import BridgeError, BridgeUnavailable, InvalidInput, ProtocolMismatch
-from ..delivery._follow import Follower
-from ..format._records import BadLine, Entry, check_record, decode_line
-from ..format._scan import iter_lines_reverse, line_start_before, read_epoch
-from ..inspection._doctor import run_doctor
-from ..inspection._stats import compute_stats
-from ..local._bridge import DEFAULT_MAX_RECORD_BYTES, Bridge, SendResult, default_directory
+from ..delivery import Follower
+from ..format import (
+    BadLine,
+    Entry,
+    check_record,
+    decode_line,
+    iter_lines_reverse,
+    line_start_before,
+    read_epoch,
+)
+from ..inspection import compute_stats, run_doctor
+from ..local import DEFAULT_MAX_RECORD_BYTES, Bridge
+from ..store import SendResult, default_directory
 from ._wire import (
     BANNER_EVENT,
     MAX_REPLY,
@@ -535,13 +542,13 @@ class Server:
 
     def _op_rotate(self, *, older_than: float | None = None, max_size: int | None = None,
                    compress: bool = False, dry_run: bool = False) -> dict[str, Any]:
-        from ..archive._rotate import rotate
+        from ..archive import rotate
 
         return rotate(self._need(), older_than=older_than, max_size=max_size,
                       compress=bool(compress), dry_run=bool(dry_run)).to_dict()
 
     def _op_search(self, *, text: str, limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
-        from ..archive._search import search
+        from ..archive import search
 
         # Bounded: a reply is one line, and the client asked for at most `limit`.
         cap = max(1, min(int(limit) if limit else SEARCH_CAP, SEARCH_CAP))
@@ -612,7 +619,7 @@ class Server:
         epoch, inode = resume.get("epoch"), resume.get("inode")
         if consumer is not None and resume.get("committed") is not None:
             # Commits are pipelined; one lost with the connection is replayed here.
-            from ..store._cursor import Cursor
+            from ..store import Cursor
 
             b.cursors.save(Cursor(consumer, int(resume["committed"]), epoch, inode))
         start = offset
@@ -627,7 +634,7 @@ class Server:
                 os.close(fd)
             same = (epoch == live_epoch) if (epoch and live_epoch) else inode == live_ino
             if not same:
-                from ..archive._rotation_map import relocate_offset
+                from ..archive import relocate_offset
 
                 moved = relocate_offset(b.directory, epoch, offset, live_epoch)
                 if moved is None:

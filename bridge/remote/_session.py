@@ -38,7 +38,7 @@ from .._errors import (
     RemoteError,
     RemoteUnsupported,
 )
-from ..format._records import json_kind
+from ..format import json_kind
 from ._errors import map_paramiko_errors
 from ._ssh import SSHTarget, exec_channel, open_client
 from ._wire import (

@@ -72,41 +72,50 @@ from .._errors import (
     RemoteUnsupported,
 )
 from .._url import BridgeURL, parse_url
-from ..format._compose import (
+from ..format import (
+    PROTOCOL_VERSION,
     REPLY_INHERITS,
     BatchItem,
+    Entry,
+    check_record,
     compose_batch_item,
     compose_event,
     compose_message,
     compose_status,
+    encode,
+    format_ts,
+    new_id,
+    now_ts,
+    validate_agent_name,
 )
-from ..format._ids import new_id, validate_agent_name
-from ..format._records import PROTOCOL_VERSION, Entry, check_record, encode
-from ..format._time import format_ts, now_ts
-from ..inspection._ping import PingResult
-from ..local._bridge import LOG_NAME, Bridge
-from ..store._cursor import Cursor, CursorStore
-from ..store._fold import Fold
-from ..store._fs import Perms
-from ..store._lock import BridgeLock
-from ..store._pause import PAUSE_NAME, PauseInfo, read_pause, write_pause
-from ..store._results import (
+from ..inspection import PingResult
+from ..local import Bridge
+from ..store import (
     DEFAULT_LEASE,
     DEFAULT_OLDER_THAN,
+    DURABILITY_MODES,
+    LOG_NAME,
+    PAUSE_NAME,
+    BridgeLock,
     BridgeStatus,
+    Cursor,
+    CursorStore,
+    Durability,
+    Fold,
     History,
     MessageView,
+    PauseInfo,
+    Perms,
     SendResult,
     StatusShortcuts,
-)
-from ..store._transitions import (
     check_claim,
     check_lease,
     check_open,
     check_release,
     check_terminal_status,
+    read_pause,
+    write_pause,
 )
-from ..store._writer import DURABILITY_MODES, Durability
 from ._errors import map_paramiko_errors
 from ._session import DEFAULT_HEARTBEAT_TIMEOUT
 from ._ssh import (
@@ -122,10 +131,9 @@ from ._ssh import (
 if TYPE_CHECKING:
     import paramiko
 
-    from ..archive._rotate import RotationResult
-    from ..archive._search import Hit
-    from ..delivery._follow import Follower
-    from ..inspection._doctor import DoctorReport
+    from ..archive import Hit, RotationResult
+    from ..delivery import Follower
+    from ..inspection import DoctorReport
 
 __all__ = ["FALLBACK_MAX_RECORD", "SftpBridge"]
 
@@ -951,7 +959,7 @@ class SftpBridge(StatusShortcuts):
     def follow(self, consumer: str | None = None, **kwargs: Any) -> Follower:
         """A follower of the copy, which a thread refreshes every ``poll_interval``
         (the arguments of :class:`bridge.Follower`); named cursors live on the host."""
-        from ..delivery._follow import Follower
+        from ..delivery import Follower
 
         self._read()
         interval = float(kwargs.get("poll_interval", 0.25))
@@ -1023,7 +1031,7 @@ class SftpBridge(StatusShortcuts):
 
         ``repair=True`` raises RemoteUnsupported: repair runs on the host.
         """
-        from ..inspection._doctor import run_doctor
+        from ..inspection import run_doctor
 
         if repair:
             raise RemoteUnsupported(f"{self.url}: {_NO_REPAIR}")
@@ -1035,7 +1043,7 @@ class SftpBridge(StatusShortcuts):
 
     def stats(self) -> dict[str, Any]:
         """``bridge stats`` of the copy (brought up to date)."""
-        from ..inspection._stats import compute_stats
+        from ..inspection import compute_stats
 
         self._read()
         return compute_stats(self._store)

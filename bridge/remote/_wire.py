@@ -26,11 +26,9 @@ import orjson
 
 from .. import _errors
 from .._views import VIEW_FIELDS, status_dict, view_dict
-from ..format._records import PROTOCOL_VERSION, Entry, Message
-from ..inspection._doctor import DoctorReport, Finding
-from ..local._bridge import BridgeStatus, History, MessageView
-from ..store._fold import MessageState
-from ..store._pause import PauseInfo
+from ..format import PROTOCOL_VERSION, Entry, Message
+from ..inspection import DoctorReport, Finding
+from ..store import BridgeStatus, History, MessageState, MessageView, PauseInfo
 
 __all__ = [
     "BANNER_EVENT",

@@ -33,10 +33,9 @@ from .._connect import connect
 from .._errors import BridgeError, BridgeUnavailable
 from .._url import parse_url
 from .._version import __version__
-from ..delivery._watch import ChangeWaiter, WakePipe
-from ..format._time import format_ts
-from ..local._bridge import LOG_NAME
-from ..store._pause import PAUSE_NAME
+from ..delivery import ChangeWaiter, WakePipe
+from ..format import format_ts
+from ..store import LOG_NAME, PAUSE_NAME
 from ._config import AgentConfig
 from ._health import HealthServer
 from ._logging import get_logger

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._errors import ConfigError
-from ..format._ids import AGENT_NAME_RE
-from ..format._time import parse_duration
+from ..format import AGENT_NAME_RE, parse_duration
 from ._redact import register_secret
 
 __all__ = [

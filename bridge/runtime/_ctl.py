@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import InvalidInput
-from ..format._ids import validate_agent_name
+from ..format import validate_agent_name
 from ._remote_exec import RemoteHost
 
 __all__ = ["CTL_ACTIONS", "CtlResult", "ctl", "unit_name"]

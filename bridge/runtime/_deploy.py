@@ -24,7 +24,7 @@ from typing import Any
 
 from .._errors import BridgeError, ConfigError, InvalidInput
 from .._version import __version__
-from ..format._ids import validate_agent_name
+from ..format import validate_agent_name
 from ._remote_exec import RemoteHost
 
 __all__ = ["DeployFailed", "DeployPlan", "DeployResult", "build_wheel", "deploy"]

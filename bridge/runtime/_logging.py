@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ..format._time import format_ts
+from ..format import format_ts
 from ._redact import redact
 
 __all__ = ["AgentLogger", "JsonFormatter", "get_logger", "setup_logging"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..format._time import parse_ts
+from ..format import parse_ts
 
 __all__ = ["LEVEL_RANK", "LogFilter", "parse_log_line", "read_logs"]
 

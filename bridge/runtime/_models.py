@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from .._errors import BridgeError, ConfigError
-from ..store._fs import Perms, atomic_write
+from ..store import Perms, atomic_write
 from ._config import Secret, duration, secret
 
 __all__ = [

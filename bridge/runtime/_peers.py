@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from ..format._time import format_ts
-from ..store._fs import Perms, atomic_write
+from ..format import format_ts
+from ..store import Perms, atomic_write
 from ._redact import redact
 
 if TYPE_CHECKING:

@@ -63,7 +63,7 @@ class RemoteHost:
     _client: Any = field(default=None, repr=False)
 
     def _target(self) -> Any:
-        from ..remote._ssh import resolve_target
+        from ..remote import resolve_target
 
         name, user, port = self.host, None, None
         if "@" in name:
@@ -79,19 +79,19 @@ class RemoteHost:
                               connect_timeout=self.connect_timeout)
 
     def _connected(self) -> Any:
-        from ..remote._errors import link_alive
+        from ..remote import link_alive
 
         if self._client is not None and not link_alive(self._client):
             self._drop()  # it dropped since the last call: connect again
         if self._client is None:
-            from ..remote._ssh import open_client
+            from ..remote import open_client
 
             self._client = open_client(self._target())
         return self._client
 
     def _drop(self) -> None:
         """Forget a connection that failed: the next call opens a new one."""
-        from ..remote._errors import map_paramiko_errors
+        from ..remote import map_paramiko_errors
 
         client, self._client = self._client, None
         if client is not None:
@@ -105,7 +105,7 @@ class RemoteHost:
         Raises ConnectionLost (the connection dropped, or the command did not end in
         time), HostUnreachable, or what connecting raises.
         """
-        from ..remote._ssh import run_command
+        from ..remote import run_command
 
         client = self._connected()
         result = run_command(client, shlex.join(argv), stdin=stdin, timeout=timeout,
@@ -122,8 +122,7 @@ class RemoteHost:
         Raises BridgeIOError (the host refused the write), ConnectionLost, RemoteUnsupported
         (no SFTP on the host).
         """
-        from ..remote._errors import map_paramiko_errors
-        from ..remote._ssh import open_sftp, put_file
+        from ..remote import map_paramiko_errors, open_sftp, put_file
 
         client = self._connected()
         sftp = open_sftp(client, timeout=max(self.connect_timeout, 60.0), where=self.host)

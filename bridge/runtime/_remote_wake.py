@@ -15,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._errors import BridgeError
-from ..delivery._watch import WakePipe
+from ..delivery import WakePipe
 
 if TYPE_CHECKING:
     from .._api import Backend

@@ -15,8 +15,7 @@ from pathlib import Path
 import orjson
 
 from .._errors import InvalidInput
-from ..format._ids import validate_agent_name
-from ..format._time import now_ts
+from ..format import now_ts, validate_agent_name
 from ._fs import Perms, atomic_write
 
 __all__ = ["Cursor", "CursorStore"]

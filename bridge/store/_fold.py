@@ -22,20 +22,22 @@ from typing import Any
 
 import orjson
 
-from ..format._records import (
+from ..format import (
+    MAX_LINE,
     PROTOCOL_VERSION,
     TERMINAL_STATUSES,
     BadLine,
     Entry,
     MessageFields,
+    Skipped,
     StatusFields,
     check_record,
     decode_line,
+    iter_chunks,
     message_fields,
+    parse_ts,
     status_fields,
 )
-from ..format._scan import MAX_LINE, Skipped, iter_chunks
-from ..format._time import parse_ts
 
 __all__ = ["Fold", "FoldIssue", "MessageState"]
 

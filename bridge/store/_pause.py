@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from ..format._time import now_ts
+from ..format import now_ts
 from ._fs import Perms, atomic_write
 
 __all__ = ["PAUSE_NAME", "PauseInfo", "read_pause", "remove_pause", "write_pause"]

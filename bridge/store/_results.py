@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..format._records import Message
+from ..format import Message
 from ._fold import MessageState
 from ._pause import PauseInfo
 

@@ -8,8 +8,7 @@ transaction), so the rules are written once.
 from __future__ import annotations
 
 from .._errors import InvalidInput, StateConflict
-from ..format._records import TERMINAL_STATUSES
-from ..format._time import format_ts
+from ..format import TERMINAL_STATUSES, format_ts
 from ._fold import MessageState
 
 __all__ = ["check_claim", "check_lease", "check_open", "check_release", "check_terminal_status"]

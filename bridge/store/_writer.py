@@ -31,10 +31,7 @@ from pathlib import Path
 from typing import Literal, NoReturn
 
 from .._errors import BridgeIOError, DurabilityError, InvalidInput
-from ..format._ids import new_id
-from ..format._records import PROTOCOL_VERSION, encode
-from ..format._scan import line_start_before
-from ..format._time import now_ts
+from ..format import PROTOCOL_VERSION, encode, line_start_before, new_id, now_ts
 from ._fs import Perms, fsync_dir, open_private
 from ._lock import BridgeLock
 

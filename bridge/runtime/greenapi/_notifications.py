@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ...format._records import json_kind
+from ...format import json_kind
 from ._errors import MalformedNotification
 
 __all__ = [
