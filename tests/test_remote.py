@@ -392,3 +392,24 @@ def test_rotate_and_search_run_on_the_host(both: Both, bridge_dir: Path) -> None
     repair = both.remote("doctor", "--repair")
     assert repair.returncode == 5
     assert "run it on the bridge's host" in repair.stderr
+
+
+def test_a_commit_made_just_before_closing_reaches_the_host(sshd: SSHD,
+                                                            bridge_dir: Path) -> None:
+    # A commit is a notification (no reply); closing the bridge right after it must
+    # still deliver it, or the next follower under that name is handed the record again.
+    with Bridge(bridge_dir, agent="claude") as local:
+        for round_ in range(5):
+            local.send(f"r{round_}")
+            b = connect(sshd, bridge_dir)
+            follower = b.follow("kami")
+            got = follower.wait(timeout=10)
+            assert [e.record.get("content") for e in got if e.kind == "msg"] == [f"r{round_}"]
+            follower.commit(got[-1])
+            b.close()  # no request after the commit to flush it
+
+            def committed(end: int = got[-1].end) -> bool:
+                cursor = local.cursors.load("kami")
+                return cursor is not None and cursor.offset == end
+
+            wait_for(committed, what=f"round {round_}'s commit on the host")

@@ -431,6 +431,13 @@ class Session:
         """End the session: the server sees EOF on its stdin and exits."""
         self._closing = True
         channel = getattr(self, "channel", None)
+        writer = getattr(self, "_writer", None)
+        if (channel is not None and self.alive and writer is not None
+                and writer is not threading.current_thread()):
+            # What is queued goes out before the server sees EOF: a notification (a
+            # follower's last commit) has no reply that would have waited for it.
+            self._out.put(None)
+            writer.join(2)
         if channel is not None and self.alive:
             with self._quietly("closing the session"):  # already gone: nothing left to tell
                 channel.shutdown_write()

@@ -728,6 +728,22 @@ def test_follow_with_a_consumer_continues_after_the_commit(backend: Opened) -> N
         again.commit()
 
 
+def test_a_commit_then_close_is_kept_for_the_next_client(backend: Opened) -> None:
+    # The commit is the last thing this client says before it closes: nothing waits
+    # for a reply, so a backend that drops what is still queued at close loses it.
+    a = backend.open("alice")
+    a.send("m0", to="bob")
+    first = backend.open("bob")
+    sub = first.follow("digest")
+    got = collect(sub, until_content("m0"), what="m0")
+    sub.commit(got[-1])
+    first.close()
+    a.send("m1", to="bob")
+    second = backend.open("bob")
+    with second.follow("digest") as again:
+        assert contents(collect(again, until_content("m1"), what="m1")) == ["m1"]
+
+
 def test_follow_run_hands_every_record_to_the_handler(backend: Opened) -> None:
     a, b = backend.pair()
     for i in range(4):
