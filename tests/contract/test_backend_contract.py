@@ -44,7 +44,7 @@ from bridge import (
     StateConflict,
     Subscription,
 )
-from tests.contract.conftest import Opened
+from tests.contract.conftest import BACKENDS, Opened
 from tests.helpers import wait_for
 from tests.sshd import SSHD
 
@@ -961,14 +961,14 @@ def kill_sessions(server: SSHD) -> list[int]:
     return pids
 
 
+# Only the backends that cross a network have a transport to break (capabilities.remote
+# says which, and test_capabilities_... holds them to it): run there, skip nowhere.
+@pytest.mark.parametrize("backend", [k for k in BACKENDS if k in ("serve", "sftp")],
+                         indirect=True)
 def test_a_broken_transport_gives_only_bridge_errors(
         private_backend: tuple[Opened, SSHD | None]) -> None:
     opened, server = private_backend
-    # Whether there is a transport is how the bridge was opened (over SSH or not), which
-    # capabilities.remote must say too (test_capabilities_... holds it to that).
-    if not opened.crosses_network:
-        pytest.skip("opened without a network: no transport to break")
-    assert server is not None
+    assert opened.crosses_network and server is not None
     # Remote backends take reconnect_timeout (bridge.connect's options): a bounded retry.
     b = opened.open("alice", reconnect_timeout=2.0)
     b.send("before")
