@@ -228,6 +228,9 @@ class Bridge(StatusShortcuts):
         idempotency_key: str | None,
         expires_in: float | None,
     ) -> tuple[str, bytes]:
+        if to is not None and to not in self._names_ok:
+            # Checked once and remembered: the next send to ``to`` takes send()'s fast path.
+            self._name(to, "recipient")
         return compose_message(content, sender, to, type, reply_to, priority, metadata,
                                idempotency_key, expires_in, self.max_record_bytes)
 
