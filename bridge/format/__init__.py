@@ -11,6 +11,7 @@ from .._lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from ._compose import (
+        DEFAULT_MAX_RECORD_BYTES,
         REPLY_INHERITS,
         BatchItem,
         compose_batch_item,
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "AGENT_NAME_RE": "._ids",
     "BadLine": "._records",
     "BatchItem": "._compose",
+    "DEFAULT_MAX_RECORD_BYTES": "._compose",
     "Entry": "._records",
     "MAX_LINE": "._scan",
     "MESSAGE_TYPES": "._records",
@@ -117,6 +119,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AGENT_NAME_RE",
+    "DEFAULT_MAX_RECORD_BYTES",
     "MAX_LINE",
     "MESSAGE_TYPES",
     "PRIORITIES",

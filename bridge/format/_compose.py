@@ -19,14 +19,17 @@ from ._ids import new_id, ulid, validate_agent_name
 from ._records import MESSAGE_TYPES, PRIORITIES, PROTOCOL_VERSION, encode
 from ._time import format_ms, format_ts, now_ts, parse_duration
 
-__all__ = ["BATCH_KEYS", "REPLY_INHERITS", "BatchItem", "compose_batch_item", "compose_event",
-           "compose_message", "compose_status"]
+__all__ = ["BATCH_KEYS", "DEFAULT_MAX_RECORD_BYTES", "REPLY_INHERITS", "BatchItem",
+           "compose_batch_item", "compose_event", "compose_message", "compose_status"]
 
 BATCH_KEYS = frozenset({
     "content", "to", "type", "reply_to", "priority", "metadata", "idempotency_key",
     "idem", "expires", "expires_in", "from", "sender",
 })  # fmt: skip
 """The fields an item of ``send_many`` may have (``from``/``idem``/``expires`` are aliases)."""
+
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+"""A message whose encoded line is larger than this (1 MiB) is refused at send."""
 
 REPLY_INHERITS = ("whatsapp_sender", "chat_id", "context")
 """Metadata keys a reply copies from the message it answers (so Kami knows the chat)."""

@@ -21,8 +21,16 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import BridgeError
-from ..format import BadLine, Entry, line_start_before, read_epoch, scan
-from ..store import Fold, mode_problems
+from ..format import (
+    DEFAULT_MAX_RECORD_BYTES,
+    BadLine,
+    Entry,
+    compose_event,
+    line_start_before,
+    read_epoch,
+    scan,
+)
+from ..store import Fold, LogWriter, mode_problems
 
 if TYPE_CHECKING:
     from ..store import LocalStore
@@ -101,6 +109,32 @@ def _unterminated_tail(bridge: LocalStore, fd: int, size: int) -> Finding | None
                    "(the next append terminates and records it)", offset=pos)
 
 
+def _terminate_torn_tail(bridge: LocalStore) -> str | None:
+    """End a crashed writer's fragment at EOF the way the next append would: a newline
+    and a ``repair`` record naming it (the fragment itself is never rewritten)."""
+    try:
+        fd = os.open(bridge.log_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        torn = _unterminated_tail(bridge, fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+    if torn is None:
+        return None
+    writer = LogWriter(bridge.log_path, bridge.lock, bridge.perms, agent=bridge.agent)
+    try:
+        # The writer terminates the fragment before its first line; the event says who.
+        writer.append((compose_event(bridge.agent, "doctor.repair",
+                                     {"repaired": "torn tail", "offset": torn.offset}),))
+        repaired = writer.repairs
+    finally:
+        writer.close()
+    if not repaired:  # another writer terminated it between the check and the append
+        return None
+    return f"the torn tail at offset {torn.offset} was terminated (a repair record names it)"
+
+
 def _repair_matches(fold: Fold, bad: list[BadLine]) -> set[int]:
     """Offsets of bad lines that are crash fragments a later writer terminated.
 
@@ -147,6 +181,9 @@ def run_doctor(bridge: LocalStore, *, repair: bool = False) -> DoctorReport:
         outcome = repair_rotation(bridge)
         if outcome is not None:
             report.repaired.append(f"an interrupted rotation was {outcome}")
+        terminated = _terminate_torn_tail(bridge)
+        if terminated is not None:
+            report.repaired.append(terminated)
     for path in (bridge.directory, bridge.log_path, bridge.lock.path,
                  bridge.directory / "PAUSE", *sorted(bridge.cursors.directory.glob("*.json"))):
         for problem in mode_problems(path, bridge.perms):
@@ -194,6 +231,15 @@ def _check_live(bridge: LocalStore, fd: int, report: DoctorReport, archived: dic
         report.lines += 1
         if isinstance(item, Entry):
             fold.apply(item)
+            if item.end - item.offset - 1 > DEFAULT_MAX_RECORD_BYTES:
+                # Valid, so it is folded and shown; but no toolkit writer makes one (send
+                # refuses it), and every fold and tail pays for it.
+                report.findings.append(Finding(
+                    "warning", "oversize",
+                    f"a {item.kind} record of {item.end - item.offset - 1:,} bytes, over the "
+                    f"{DEFAULT_MAX_RECORD_BYTES:,}-byte limit: written by a writer that does "
+                    "not check it (every fold and tail reads it in full)",
+                    item.offset, report.lines, item.record.get("id")))
         else:
             bad.append(item)
             fold.offset = item.end

@@ -25,6 +25,7 @@ from .._errors import (
     StateConflict,
 )
 from ..format import (
+    DEFAULT_MAX_RECORD_BYTES,
     MESSAGE_TYPES,
     PROTOCOL_VERSION,
     REPLY_INHERITS,
@@ -101,9 +102,6 @@ log = logging.getLogger("bridge")
 
 LOCK_NAME = "bridge.lock"
 CURSORS_NAME = "cursors"
-
-DEFAULT_MAX_RECORD_BYTES = 1 << 20
-"""A message whose encoded line is larger than this (1 MiB) is refused at send."""
 
 
 _new_tuple = tuple.__new__

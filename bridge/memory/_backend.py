@@ -26,6 +26,7 @@ from .._url import BridgeURL, parse_url
 from .._version import __version__
 from ..archive import Hit, Matcher
 from ..format import (
+    DEFAULT_MAX_RECORD_BYTES,
     PROTOCOL_VERSION,
     REPLY_INHERITS,
     BatchItem,
@@ -64,8 +65,6 @@ from ..store import (
 )
 
 __all__ = ["MemoryBridge", "MemoryFollower", "forget"]
-
-DEFAULT_MAX_RECORD_BYTES = 1 << 20
 
 Start = Literal["beginning", "end"] | int
 
