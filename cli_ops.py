@@ -234,7 +234,7 @@ def ctl(
     """Run systemctl for an agent's service on another host.
 
     Start, stop or restart it, or show its state. Exit 0 when the unit is
-    then running (for stop: stopped), 3 otherwise.
+    then running (for stop: stopped), 1 otherwise.
     """
     from bridge.runtime import RemoteHost
     from bridge.runtime import ctl as run_ctl
@@ -254,7 +254,8 @@ def ctl(
             line.append(f", last result {result.result}", style="red")
         out().print(line)
     wanted = not result.running if action == "stop" else result.running
-    return 0 if wanted else 3
+    # 1, "a check found problems", as for doctor and health: 3 means no such message.
+    return 0 if wanted else 1
 
 
 @app.command(rich_help_panel=AGENTS)
