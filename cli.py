@@ -345,7 +345,7 @@ def _print_rows(console: Console, views: list[lib.MessageView], now: float) -> N
         if v.state.priority == "high":
             row.append("! ", style="bold red")
         room = None if width is None else max(width - len(row.plain), 10)
-        row.append(one_line(v.message.content, room))
+        row.append(one_line(v.message.content, room, v.id))
         console.print(row)
 
 

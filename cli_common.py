@@ -252,11 +252,25 @@ def visible(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def one_line(text: str, limit: int | None) -> str:
-    flat = visible(text.replace("\r\n", "\n").replace("\n", " ⏎ "))
-    if limit is not None and len(flat) > limit:
-        return flat[: max(limit - 1, 0)] + "…"
-    return flat
+HUMAN_CONTENT_CAP = 4_000
+"""Characters of a text one human row shows where no width is asked (a pipe, a log): a
+record of 50 MB would otherwise be printed whole. ``--json`` and ``show`` have it all."""
+
+
+def one_line(text: str, limit: int | None, ref: str | None = None) -> str:
+    """``text`` on one line, at most ``limit`` characters (None: HUMAN_CONTENT_CAP, and
+    a cut says how much is left and, given the message's id, how to see it)."""
+    cap = HUMAN_CONTENT_CAP if limit is None else limit
+    # Only the part that can be shown is flattened and escaped: the cost of a row is
+    # that of its width, not of the record.
+    flat = visible(text[: cap + 1].replace("\r\n", "\n").replace("\n", " ⏎ "))
+    if len(flat) <= cap and len(text) <= cap:
+        return flat
+    cut = flat[: max(cap - 1, 0)] + "…"
+    if limit is None:
+        more = f" (+{len(text) - cap:,} characters"
+        cut += more + (f"; all of it: bridge show {visible(ref)})" if ref else ")")
+    return cut
 
 
 def render_record(rec: dict[str, Any], width: int | None) -> Text:
@@ -280,7 +294,7 @@ def render_record(rec: dict[str, Any], width: int | None) -> Text:
         line.append("  ")
         used = len(line.plain)
         line.append(one_line(str(rec.get("content", "")), None if width is None
-                             else max(width - used, 10)))
+                             else max(width - used, 10), str(rec.get("id"))))
     elif kind == "status":
         status = str(rec.get("status"))
         line.append(sender, style="bold")
