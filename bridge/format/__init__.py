@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         compose_batch_item,
         compose_event,
         compose_message,
+        compose_record,
         compose_status,
     )
     from ._ids import (
@@ -86,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "compose_batch_item": "._compose",
     "compose_event": "._compose",
     "compose_message": "._compose",
+    "compose_record": "._compose",
     "compose_status": "._compose",
     "decode_line": "._records",
     "encode": "._records",
@@ -138,6 +140,7 @@ __all__ = [
     "compose_batch_item",
     "compose_event",
     "compose_message",
+    "compose_record",
     "compose_status",
     "decode_line",
     "encode",

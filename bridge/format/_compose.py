@@ -16,11 +16,12 @@ import orjson
 
 from .._errors import InvalidInput, RecordTooLarge
 from ._ids import new_id, ulid, validate_agent_name
-from ._records import MESSAGE_TYPES, PRIORITIES, PROTOCOL_VERSION, encode
+from ._records import MESSAGE_TYPES, PRIORITIES, PROTOCOL_VERSION, check_record, encode
 from ._time import format_ms, format_ts, now_ts, parse_duration
 
 __all__ = ["BATCH_KEYS", "DEFAULT_MAX_RECORD_BYTES", "REPLY_INHERITS", "BatchItem",
-           "compose_batch_item", "compose_event", "compose_message", "compose_status"]
+           "compose_batch_item", "compose_event", "compose_message", "compose_record",
+           "compose_status"]
 
 BATCH_KEYS = frozenset({
     "content", "to", "type", "reply_to", "priority", "metadata", "idempotency_key",
@@ -97,6 +98,20 @@ def compose_status(ref: str, status: str, sender: str, **extra: Any) -> tuple[st
                            "from": sender, "ref": ref, "status": status}
     rec.update({k: v for k, v in extra.items() if v is not None})
     return sid, encode(rec)
+
+
+def compose_record(record: Mapping[str, Any], max_bytes: int) -> bytes:
+    """Any record given whole (``append_record``), checked and encoded.
+
+    Raises InvalidInput for an invalid record, RecordTooLarge over ``max_bytes``.
+    """
+    problem = check_record(record)
+    if problem is not None:
+        raise InvalidInput(f"record rejected: {problem}")
+    line = encode(record)
+    if len(line) > max_bytes:
+        raise RecordTooLarge(len(line), max_bytes)
+    return line
 
 
 def compose_event(sender: str, name: str, fields: Mapping[str, Any]) -> bytes:

@@ -37,9 +37,9 @@ from ..format import (
     compose_batch_item,
     compose_event,
     compose_message,
+    compose_record,
     compose_status,
     decode_line,
-    encode,
     format_ms,
     format_ts,
     iter_lines,
@@ -433,12 +433,7 @@ class Bridge(StatusShortcuts):
 
     def append_record(self, record: Mapping[str, Any]) -> int:
         """Append any valid record as is (for tools and agents with their own record kinds)."""
-        problem = check_record(record)
-        if problem is not None:
-            raise InvalidInput(f"record rejected: {problem}")
-        line = encode(record)
-        if len(line) > self.max_record_bytes:
-            raise RecordTooLarge(len(line), self.max_record_bytes)
+        line = compose_record(record, self.max_record_bytes)
         return self.writer.append((line,))
 
     def event(self, name: str, **fields: Any) -> None:
@@ -644,13 +639,6 @@ class Bridge(StatusShortcuts):
         if was:
             self._audit("resume", by=who)
         return was
-
-    def _audit(self, name: str, **fields: Any) -> None:
-        # The control file has already taken effect; a failure to log it must not undo it.
-        try:
-            self.event(name, **{k: v for k, v in fields.items() if v is not None})
-        except (OSError, InvalidInput) as exc:
-            log.warning("could not record %s event in the log: %s", name, exc)
 
     # -- summary ---------------------------------------------------------------------------
 

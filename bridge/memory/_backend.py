@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from .._capabilities import Capabilities
-from .._errors import InvalidInput, NotFound, RecordTooLarge, RemoteUnsupported
+from .._errors import InvalidInput, NotFound, RemoteUnsupported
 from .._url import BridgeURL, parse_url
 from .._version import __version__
 from ..archive import Hit, Matcher
@@ -32,10 +32,10 @@ from ..format import (
     BatchItem,
     Entry,
     Message,
-    check_record,
     compose_batch_item,
     compose_event,
     compose_message,
+    compose_record,
     compose_status,
     decode_line,
     encode,
@@ -307,12 +307,7 @@ class MemoryBridge(StatusShortcuts):
     def append_record(self, record: Mapping[str, Any]) -> int:
         """Append any valid record as is."""
         self._check_open()
-        problem = check_record(record)
-        if problem is not None:
-            raise InvalidInput(f"record rejected: {problem}")
-        line = encode(record)
-        if len(line) > self.max_record_bytes:
-            raise RecordTooLarge(len(line), self.max_record_bytes)
+        line = compose_record(record, self.max_record_bytes)
         return self._log.append([line])
 
     def event(self, name: str, **fields: Any) -> None:
@@ -408,8 +403,7 @@ class MemoryBridge(StatusShortcuts):
             if self._log.pause is not None:
                 return self._log.pause
             self._log.pause = PauseInfo(by=who, reason=reason, since=now_ts())
-            fields = {"by": who, "reason": reason}
-            self.event("pause", **{k: v for k, v in fields.items() if v is not None})
+            self._audit("pause", by=who, reason=reason)
             return self._log.pause
 
     def resume(self, *, by: str | None = None) -> bool:
@@ -419,7 +413,7 @@ class MemoryBridge(StatusShortcuts):
             was = self._log.pause is not None
             self._log.pause = None
             if was:
-                self.event("resume", by=who)
+                self._audit("resume", by=who)
             return was
 
     # -- inspection and maintenance ------------------------------------------------------

@@ -67,7 +67,6 @@ from .._errors import (
     InvalidInput,
     LockTimeout,
     NotFound,
-    RecordTooLarge,
     RemoteError,
     RemoteUnsupported,
 )
@@ -77,10 +76,10 @@ from ..format import (
     REPLY_INHERITS,
     BatchItem,
     Entry,
-    check_record,
     compose_batch_item,
     compose_event,
     compose_message,
+    compose_record,
     compose_status,
     encode,
     format_ts,
@@ -910,12 +909,7 @@ class SftpBridge(StatusShortcuts):
 
     def append_record(self, record: Mapping[str, Any]) -> int:
         """Append any valid record as is (see :meth:`bridge.Bridge.append_record`)."""
-        problem = check_record(record)
-        if problem is not None:
-            raise InvalidInput(f"record rejected: {problem}")
-        line = encode(record)
-        if len(line) > self.max_record_bytes:
-            raise RecordTooLarge(len(line), self.max_record_bytes)
+        line = compose_record(record, self.max_record_bytes)
         return self._append((line,))
 
     def event(self, name: str, **fields: Any) -> None:
@@ -1006,13 +1000,6 @@ class SftpBridge(StatusShortcuts):
         if was:
             self._audit("resume", by=who)
         return was
-
-    def _audit(self, name: str, **fields: Any) -> None:
-        # The control file has already taken effect; a failure to log it must not undo it.
-        try:
-            self.event(name, **{k: v for k, v in fields.items() if v is not None})
-        except (OSError, InvalidInput) as exc:
-            log.warning("could not record %s event in the log: %s", name, exc)
 
     # -- inspection and maintenance --------------------------------------------------------
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from .._errors import InvalidInput
 from ..format import Message
 from ._fold import MessageState
 from ._pause import PauseInfo
 
 __all__ = ["DEFAULT_LEASE", "DEFAULT_OLDER_THAN", "BridgeStatus", "History", "MessageView",
            "SendResult", "StatusShortcuts"]
+
+log = logging.getLogger("bridge")
 
 DEFAULT_LEASE = 300.0
 """Seconds a claim holds a message before another worker may take it."""
@@ -74,11 +78,23 @@ class BridgeStatus:
 
 
 class StatusShortcuts:
-    """``done``/``fail``/``cancel`` in terms of ``set_status``, for every kind of bridge."""
+    """``done``/``fail``/``cancel`` in terms of ``set_status``, and the audit note of a
+    control change in terms of ``event``, for every kind of bridge."""
 
     def set_status(self, ref: str, status: str, *, reason: str | None = None,
                    sender: str | None = None, force: bool = False) -> str:
         raise NotImplementedError
+
+    def event(self, name: str, **fields: Any) -> None:
+        raise NotImplementedError
+
+    def _audit(self, name: str, **fields: Any) -> None:
+        # The control change (PAUSE) has already taken effect; a failure to note it in
+        # the log must not undo it.
+        try:
+            self.event(name, **{k: v for k, v in fields.items() if v is not None})
+        except (OSError, InvalidInput) as exc:
+            log.warning("could not record %s event in the log: %s", name, exc)
 
     def done(self, ref: str, **kw: Any) -> str:
         """Mark ``ref`` done."""
