@@ -14,6 +14,9 @@ if TYPE_CHECKING:
         Follower,
         Start,
     )
+    from ._loop import (
+        FollowLoop,
+    )
     from ._watch import (
         ChangeWaiter,
         WakePipe,
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, str] = {
     "ChangeWaiter": "._watch",
+    "FollowLoop": "._loop",
     "Follower": "._follow",
     "Start": "._follow",
     "WakePipe": "._watch",
@@ -33,6 +37,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ChangeWaiter",
+    "FollowLoop",
     "Follower",
     "Start",
     "WakePipe",

@@ -12,11 +12,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 from ..format import BadLine, Entry, line_start_before, read_epoch, scan
 from ..store import Cursor
+from ._loop import FollowLoop
 from ._watch import ChangeWaiter
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ log = logging.getLogger("bridge")
 Start = Literal["beginning", "end"] | int
 
 
-class Follower:
+class Follower(FollowLoop):
     """Reads records appended to a bridge, waking on inotify (or polling).
 
     Args:
@@ -83,11 +84,6 @@ class Follower:
     def epoch(self) -> str | None:
         """The epoch of the live file being read (None for a file without a header)."""
         return self._epoch
-
-    @property
-    def stopped(self) -> bool:
-        """Whether :meth:`stop` was called."""
-        return self._stop.is_set()
 
     def _open_if_present(self) -> bool:
         if self._fd is not None:
@@ -224,40 +220,6 @@ class Follower:
         if self.consumer is not None:
             self.bridge.cursors.save(Cursor(self.consumer, offset, self._epoch, self._ino))
 
-    def __iter__(self) -> Iterator[Entry]:
-        """Records forever (until :meth:`stop`); each is committed when the next is asked for."""
-        while not self._stop.is_set():
-            for entry in self.wait():
-                yield entry
-                self.commit(entry)
-
-    def run(
-        self,
-        handler: Callable[[Entry], object],
-        *,
-        max_records: int | None = None,
-        idle_timeout: float | None = None,
-    ) -> int:
-        """Call ``handler`` for each record, committing after each success.
-
-        Returns the number handled when stopped, after ``max_records``, or when
-        nothing arrived for ``idle_timeout`` seconds. A handler exception
-        propagates, leaving that record uncommitted (it is delivered again).
-        """
-        handled = 0
-        while not self._stop.is_set():
-            entries = self.wait(idle_timeout)
-            if not entries:
-                break
-            for entry in entries:
-                handler(entry)
-                self.commit(entry)
-                handled += 1
-                if max_records is not None and handled >= max_records:
-                    self._pos = entry.end  # records after it stay for the next run
-                    return handled
-        return handled
-
     def stop(self) -> None:
         """Make :meth:`wait`, iteration and :meth:`run` return soon (from any thread)."""
         self._stop.set()
@@ -271,11 +233,6 @@ class Follower:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> Follower:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _log_bad_line(self, bad: BadLine) -> None:
         log.warning("skipped line at offset %d of %s: %s", bad.offset, self.path, bad.reason)

@@ -25,6 +25,7 @@ from .._errors import InvalidInput, NotFound, RemoteUnsupported
 from .._url import BridgeURL, parse_url
 from .._version import __version__
 from ..archive import Hit, Matcher
+from ..delivery import FollowLoop
 from ..format import (
     DEFAULT_MAX_RECORD_BYTES,
     PROTOCOL_VERSION,
@@ -500,7 +501,7 @@ class MemoryBridge(StatusShortcuts):
         self.close()
 
 
-class MemoryFollower:
+class MemoryFollower(FollowLoop):
     """Follows a :class:`MemoryBridge`'s log; the same behaviour as :class:`bridge.Follower`."""
 
     def __init__(self, log: _Log, consumer: str | None, start: Start) -> None:
@@ -529,10 +530,6 @@ class MemoryFollower:
     @property
     def epoch(self) -> str | None:
         return self._log.epoch
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     def poll(self, limit: int = 1000) -> list[Entry]:
         """The records appended since the last call (at most ``limit``), without waiting."""
@@ -570,29 +567,6 @@ class MemoryFollower:
             with self._log.mutex:
                 self._log.cursors[self.consumer] = offset
 
-    def __iter__(self) -> Iterator[Entry]:
-        while not self._stop.is_set():
-            for entry in self.wait():
-                yield entry
-                self.commit(entry)
-
-    def run(self, handler: Callable[[Entry], object], *, max_records: int | None = None,
-            idle_timeout: float | None = None) -> int:
-        """Call ``handler`` for each record, committing after each success."""
-        handled = 0
-        while not self._stop.is_set():
-            entries = self.wait(idle_timeout)
-            if not entries:
-                break
-            for entry in entries:
-                handler(entry)
-                self.commit(entry)
-                handled += 1
-                if max_records is not None and handled >= max_records:
-                    self._pos = entry.end
-                    return handled
-        return handled
-
     def stop(self) -> None:
         self._stop.set()
         with self._log.changed:
@@ -601,8 +575,3 @@ class MemoryFollower:
     def close(self) -> None:
         self.stop()
 
-    def __enter__(self) -> MemoryFollower:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

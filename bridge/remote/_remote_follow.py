@@ -21,10 +21,11 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from .._errors import ConnectionLost
+from ..delivery import FollowLoop
 from ..format import BadLine, Entry
 from ._session import Lost, Session
 from ._wire import entry_from_wire, error_from_wire
@@ -61,7 +62,7 @@ CREDIT = 1000
 _WAKE = object()
 
 
-class RemoteFollower:
+class RemoteFollower(FollowLoop):
     """Follows a remote bridge's log; see :class:`bridge.Follower` for the arguments."""
 
     def __init__(
@@ -147,10 +148,6 @@ class RemoteFollower:
         """The epoch of the live file being read."""
         return self._epoch
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop.is_set()
-
     # -- reading ---------------------------------------------------------------------------
 
     def _take(self, limit: int) -> list[Entry]:
@@ -228,13 +225,6 @@ class RemoteFollower:
         if self.consumer is not None and self._session is not None:
             self._session.notify("commit", {"sub": self._sub, "offset": offset})
 
-    def __iter__(self) -> Iterator[Entry]:
-        """Records forever (until :meth:`stop`); each is committed when the next is asked for."""
-        while not self._stop.is_set():
-            for entry in self.wait():
-                yield entry
-                self.commit(entry)
-
     def run(self, handler: Callable[[Entry], object], *, max_records: int | None = None,
             idle_timeout: float | None = None) -> int:
         """Call ``handler`` for each record, committing after each success (see Follower.run)."""
@@ -269,11 +259,6 @@ class RemoteFollower:
         if self._session is not None:
             self._session.unsubscribe(self._sub)
 
-    def __enter__(self) -> RemoteFollower:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _log_bad_line(self, bad: BadLine) -> None:
         log.warning("skipped line at offset %d of %s: %s", bad.offset, self.path, bad.reason)
